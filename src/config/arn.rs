@@ -1,0 +1,209 @@
+//! IAM role ARNs: `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`, checked part by part.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The AWS partitions whose IAM role ARNs are accepted.
+pub const PARTITIONS: [&str; 7] = ["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f"];
+
+/// A validated IAM role ARN, such as `arn:aws:iam::123456789012:role/emrfs/analysts`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RoleArn {
+    text: Box<str>,
+}
+
+impl RoleArn {
+    /// Parses and validates a role ARN; the error says which part is wrong.
+    pub fn parse(text: &str) -> Result<RoleArn, RoleArnError> {
+        let parts: Vec<&str> = text.splitn(6, ':').collect();
+        if parts.first() != Some(&"arn") {
+            return Err(RoleArnError::NotAnArn);
+        }
+        let [_, partition, service, region, account, resource] = parts[..] else {
+            return Err(RoleArnError::TooFewParts);
+        };
+        if !PARTITIONS.contains(&partition) {
+            return Err(RoleArnError::UnknownPartition(partition.to_owned()));
+        }
+        if service != "iam" {
+            return Err(RoleArnError::NotIam(service.to_owned()));
+        }
+        if !region.is_empty() {
+            return Err(RoleArnError::HasRegion(region.to_owned()));
+        }
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(RoleArnError::BadAccount(account.to_owned()));
+        }
+        let Some(path_and_name) = resource.strip_prefix("role/") else {
+            let kind = resource.split('/').next().unwrap_or(resource);
+            return Err(RoleArnError::NotARole(kind.to_owned()));
+        };
+        let (path, name) = path_and_name.rsplit_once('/').unwrap_or(("", path_and_name));
+        if name.is_empty() || name.chars().count() > 64 {
+            return Err(RoleArnError::BadNameLength(name.chars().count()));
+        }
+        if let Some(c) = name.chars().find(|&c| !is_iam_name_char(c)) {
+            return Err(RoleArnError::BadNameChar(c));
+        }
+        if !path.is_empty() {
+            for segment in path.split('/') {
+                if segment.is_empty() {
+                    return Err(RoleArnError::EmptyPathSegment);
+                }
+                if let Some(c) = segment.chars().find(|&c| !is_iam_name_char(c)) {
+                    return Err(RoleArnError::BadPathChar(c));
+                }
+            }
+        }
+        Ok(RoleArn { text: text.into() })
+    }
+
+    /// The ARN as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The role's name: the last segment after `role/`, without its path.
+    pub fn name(&self) -> &str {
+        self.text.rsplit('/').next().unwrap_or(&self.text)
+    }
+}
+
+/// The characters IAM allows in role names and path segments.
+pub(crate) fn is_iam_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)
+}
+
+impl fmt::Debug for RoleArn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RoleArn({})", self.text)
+    }
+}
+
+impl fmt::Display for RoleArn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl FromStr for RoleArn {
+    type Err = RoleArnError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RoleArn::parse(s)
+    }
+}
+
+impl AsRef<str> for RoleArn {
+    fn as_ref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl serde::Serialize for RoleArn {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+/// Which part of a role ARN is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoleArnError {
+    /// The text does not start with `arn:`.
+    #[error("not an ARN: it must start with `arn:`")]
+    NotAnArn,
+    /// Fewer than six `:`-separated parts.
+    #[error("the ARN has too few `:`-separated parts")]
+    TooFewParts,
+    /// The partition is not an AWS partition.
+    #[error("unknown partition `{0}`")]
+    UnknownPartition(String),
+    /// The service is not `iam`.
+    #[error("the service is `{0}`, not `iam`")]
+    NotIam(String),
+    /// The region part is not empty.
+    #[error("the region part is `{0}`, but IAM ARNs have no region")]
+    HasRegion(String),
+    /// The account is not 12 digits.
+    #[error("the account `{0}` is not 12 digits")]
+    BadAccount(String),
+    /// The resource is not `role/...`.
+    #[error("the resource type is `{0}`, not `role`")]
+    NotARole(String),
+    /// The role name is empty or longer than 64 characters.
+    #[error("the role name has {0} characters; IAM allows 1 to 64")]
+    BadNameLength(usize),
+    /// The role name has a character IAM does not allow.
+    #[error("the role name contains `{0}`, which IAM does not allow")]
+    BadNameChar(char),
+    /// The role path has an empty segment (`//`).
+    #[error("the role path has an empty segment")]
+    EmptyPathSegment,
+    /// A role path segment has a character IAM does not allow.
+    #[error("the role path contains `{0}`, which IAM does not allow")]
+    BadPathChar(char),
+}
+
+impl RoleArnError {
+    /// How to fix the ARN.
+    pub fn help(&self) -> String {
+        let shape =
+            "a role ARN looks like `arn:aws:iam::123456789012:role/NAME` or `arn:aws:iam::123456789012:role/PATH/NAME`";
+        match self {
+            RoleArnError::NotAnArn | RoleArnError::TooFewParts => shape.to_owned(),
+            RoleArnError::UnknownPartition(_) => format!("the partition is one of {}", backticked(&PARTITIONS)),
+            RoleArnError::NotIam(service) if service == "sts" => {
+                "an `sts` assumed-role ARN names a session; use the ARN of the role itself, `arn:aws:iam::ACCOUNT:role/NAME`".to_owned()
+            }
+            RoleArnError::NotIam(_) | RoleArnError::HasRegion(_) => shape.to_owned(),
+            RoleArnError::BadAccount(_) => "the account ID is exactly 12 digits, leading zeros included".to_owned(),
+            RoleArnError::NotARole(_) => "EMRFS assumes roles; use the ARN of an IAM role, `...:role/NAME`".to_owned(),
+            RoleArnError::BadNameLength(_) | RoleArnError::BadNameChar(_) | RoleArnError::EmptyPathSegment | RoleArnError::BadPathChar(_) => {
+                "role names and path segments use only letters, digits and `+=,.@_-`; names have 1 to 64 characters".to_owned()
+            }
+        }
+    }
+}
+
+/// `["a", "b"]` as "`a`, `b`".
+pub(crate) fn backticked(items: &[&str]) -> String {
+    items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_role_arns_with_and_without_paths() {
+        for ok in [
+            "arn:aws:iam::123456789012:role/r",
+            "arn:aws-cn:iam::000000000000:role/emrfs/team-a/Role+=,.@_-1",
+            "arn:aws-iso-f:iam::123456789012:role/x",
+        ] {
+            assert!(RoleArn::parse(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(RoleArn::parse("arn:aws:iam::123456789012:role/p/q/name").unwrap().name(), "name");
+    }
+
+    #[test]
+    fn names_the_wrong_part() {
+        let cases = [
+            ("role/x", RoleArnError::NotAnArn),
+            ("arn:aws:iam::1", RoleArnError::TooFewParts),
+            ("arn:aws-xx:iam::123456789012:role/r", RoleArnError::UnknownPartition("aws-xx".into())),
+            ("arn:aws:sts::123456789012:assumed-role/r/s", RoleArnError::NotIam("sts".into())),
+            ("arn:aws:iam:us-east-1:123456789012:role/r", RoleArnError::HasRegion("us-east-1".into())),
+            ("arn:aws:iam::12345678901:role/r", RoleArnError::BadAccount("12345678901".into())),
+            ("arn:aws:iam::123456789012:user/r", RoleArnError::NotARole("user".into())),
+            ("arn:aws:iam::123456789012:role/", RoleArnError::BadNameLength(0)),
+            ("arn:aws:iam::123456789012:role/a b", RoleArnError::BadNameChar(' ')),
+            ("arn:aws:iam::123456789012:role/a//b", RoleArnError::EmptyPathSegment),
+            ("arn:aws:iam::123456789012:role/p*/b", RoleArnError::BadPathChar('*')),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(RoleArn::parse(text), Err(expected), "{text}");
+        }
+        let long = format!("arn:aws:iam::123456789012:role/{}", "n".repeat(65));
+        assert_eq!(RoleArn::parse(&long), Err(RoleArnError::BadNameLength(65)));
+    }
+}

@@ -1,0 +1,332 @@
+//! Diagnostics: what is wrong with a security configuration, where, and how to fix it.
+//!
+//! A [`Diagnostic`] carries a stable [`Code`], a [`Severity`], a message, the JSON pointer of the value
+//! it is about, its 1-based line and column, and help text. [`Diagnostics`] is the error type of
+//! parsing: every problem of a document at once, plus the source text needed to render them the way
+//! rustc does (the source line with a caret under the position).
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// How serious a diagnostic is. Only errors make a configuration unusable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The configuration cannot be used.
+    Error,
+    /// The configuration works, but probably not as its author meant.
+    Warning,
+    /// Information about how the configuration behaves.
+    Note,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Note => "note",
+        })
+    }
+}
+
+/// The stable identity of a kind of diagnostic; its kebab-case name is part of the JSON output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Code {
+    /// The input is not valid UTF-8.
+    InvalidUtf8,
+    /// The input is not JSON.
+    JsonSyntax,
+    /// An object has the same key twice; JSON readers disagree on which one wins.
+    DuplicateKey,
+    /// The document is not one of the accepted forms of a security configuration.
+    UnrecognizedDocument,
+    /// No `RoleMappings` array where the form of the document needs one.
+    MissingRoleMappings,
+    /// `RoleMappings` is an empty array.
+    EmptyRoleMappings,
+    /// A value has the wrong JSON type.
+    WrongType,
+    /// A role mapping has a key other than `Role`, `IdentifierType` and `Identifiers`.
+    UnknownKey,
+    /// A role mapping lacks one of its three keys.
+    MissingKey,
+    /// `Role` is not an IAM role ARN.
+    InvalidRoleArn,
+    /// `IdentifierType` is not `User`, `Group` or `Prefix`.
+    UnknownIdentifierType,
+    /// `Identifiers` is an empty array.
+    EmptyIdentifiers,
+    /// An identifier is the empty string.
+    EmptyIdentifier,
+    /// An identifier starts or ends with white space.
+    PaddedIdentifier,
+    /// A `Prefix` identifier is not an `s3://`, `s3a://` or `s3n://` URI with a bucket.
+    InvalidPrefix,
+    /// An identifier is not a valid glob while globs are enabled.
+    InvalidGlob,
+}
+
+impl Code {
+    /// The kebab-case name, such as `invalid-role-arn`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::InvalidUtf8 => "invalid-utf8",
+            Code::JsonSyntax => "json-syntax",
+            Code::DuplicateKey => "duplicate-key",
+            Code::UnrecognizedDocument => "unrecognized-document",
+            Code::MissingRoleMappings => "missing-role-mappings",
+            Code::EmptyRoleMappings => "empty-role-mappings",
+            Code::WrongType => "wrong-type",
+            Code::UnknownKey => "unknown-key",
+            Code::MissingKey => "missing-key",
+            Code::InvalidRoleArn => "invalid-role-arn",
+            Code::UnknownIdentifierType => "unknown-identifier-type",
+            Code::EmptyIdentifiers => "empty-identifiers",
+            Code::EmptyIdentifier => "empty-identifier",
+            Code::PaddedIdentifier => "padded-identifier",
+            Code::InvalidPrefix => "invalid-prefix",
+            Code::InvalidGlob => "invalid-glob",
+        }
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A 1-based line and column (columns count characters, not bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+pub struct Location {
+    /// The line, from 1.
+    pub line: u32,
+    /// The column in characters, from 1.
+    pub column: u32,
+}
+
+impl Location {
+    /// The location of byte `offset` in `text` (clamped to the end of the text).
+    pub(crate) fn of_offset(text: &str, offset: usize) -> Location {
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &text[..offset];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
+        let column = before[line_start..].chars().count() + 1;
+        Location { line: saturate(line), column: saturate(column) }
+    }
+}
+
+fn saturate(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
+/// One problem (or remark) about a security configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    /// What kind of problem this is.
+    pub code: Code,
+    /// How serious it is.
+    pub severity: Severity,
+    /// What is wrong, in one lowercase sentence without a trailing period.
+    pub message: String,
+    /// The JSON pointer (RFC 6901) of the value concerned; `""` is the whole document.
+    pub pointer: String,
+    /// The line of the value concerned, from 1.
+    pub line: u32,
+    /// The column of the value concerned, in characters from 1.
+    pub column: u32,
+    /// How to fix it.
+    pub help: String,
+    /// For the output of `aws emr describe-security-configuration`: the pointer of the string that holds
+    /// the document. `pointer`, `line` and `column` are then positions inside that embedded document.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedded_in: Option<String>,
+}
+
+impl Diagnostic {
+    /// The line and column as a [`Location`].
+    pub fn location(&self) -> Location {
+        Location { line: self.line, column: self.column }
+    }
+}
+
+/// Every diagnostic of one document, with the text they point into; the error type of parsing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostics {
+    items: Vec<Diagnostic>,
+    /// The text of the document, which positions refer to.
+    document: String,
+    /// The embedded document of the describe form, which positions of diagnostics with `embedded_in`
+    /// refer to.
+    embedded: Option<String>,
+}
+
+impl Diagnostics {
+    pub(crate) fn new(items: Vec<Diagnostic>, document: String, embedded: Option<String>) -> Self {
+        Diagnostics { items, document, embedded }
+    }
+
+    /// Adds diagnostics found by a later stage (such as glob compilation) and keeps source order.
+    pub(crate) fn extend(&mut self, more: impl IntoIterator<Item = Diagnostic>) {
+        self.items.extend(more);
+        self.items.sort_by_key(|d| (d.embedded_in.is_some(), d.line, d.column));
+    }
+
+    /// All diagnostics, in source order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Diagnostic> {
+        self.items.iter()
+    }
+
+    /// How many diagnostics there are.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// How many diagnostics have [`Severity::Error`].
+    pub fn error_count(&self) -> usize {
+        self.items.iter().filter(|d| d.severity == Severity::Error).count()
+    }
+
+    /// The diagnostics as a slice.
+    pub fn as_slice(&self) -> &[Diagnostic] {
+        &self.items
+    }
+
+    /// Renders every diagnostic like rustc: header, location, the source line and a caret.
+    ///
+    /// `file_name` is the name shown in the location line (`config.json:3:12`).
+    pub fn render(&self, file_name: &str) -> String {
+        let mut out = String::new();
+        for d in &self.items {
+            let source = match (&d.embedded_in, &self.embedded) {
+                (Some(_), Some(embedded)) => embedded,
+                _ => &self.document,
+            };
+            render_one(&mut out, d, source, file_name);
+        }
+        out
+    }
+}
+
+impl IntoIterator for Diagnostics {
+    type Item = Diagnostic;
+    type IntoIter = std::vec::IntoIter<Diagnostic>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Diagnostics {
+    type Item = &'a Diagnostic;
+    type IntoIter = std::slice::Iter<'a, Diagnostic>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.iter()
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let errors = self.error_count();
+        match self.items.iter().find(|d| d.severity == Severity::Error) {
+            Some(first) => {
+                write!(f, "{} at {} (`{}`)", first.message, first.location(), first.pointer)?;
+                if errors > 1 {
+                    write!(f, ", and {} more error{}", errors - 1, if errors == 2 { "" } else { "s" })?;
+                }
+                Ok(())
+            }
+            None => write!(f, "no errors"),
+        }
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+fn render_one(out: &mut String, d: &Diagnostic, source: &str, file_name: &str) {
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "{}[{}]: {}", d.severity, d.code, d.message);
+    let place = match &d.embedded_in {
+        Some(outer) => format!("{file_name} (document embedded in `{outer}`)"),
+        None => file_name.to_owned(),
+    };
+    let pointer = if d.pointer.is_empty() { "(document root)" } else { d.pointer.as_str() };
+    let _ = writeln!(out, "  --> {place}:{}:{} at {pointer}", d.line, d.column);
+    if let Some(text) = source.lines().nth((d.line as usize).saturating_sub(1)) {
+        let number = d.line.to_string();
+        let gutter = " ".repeat(number.len());
+        let (shown, caret_at) = clip_line(text, d.column as usize);
+        let _ = writeln!(out, "{gutter} |");
+        let _ = writeln!(out, "{number} | {shown}");
+        let _ = writeln!(out, "{gutter} | {}^", " ".repeat(caret_at));
+    }
+    if !d.help.is_empty() {
+        let _ = writeln!(out, "  = help: {}", d.help);
+    }
+    out.push('\n');
+}
+
+/// Shows at most 100 characters of a long line around `column`; returns the text and the caret offset.
+fn clip_line(text: &str, column: usize) -> (String, usize) {
+    const WIDTH: usize = 100;
+    let chars: Vec<char> = text.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
+    let caret = column.saturating_sub(1).min(chars.len());
+    if chars.len() <= WIDTH {
+        return (chars.into_iter().collect(), caret);
+    }
+    let start = caret.saturating_sub(WIDTH / 2).min(chars.len() - WIDTH);
+    let end = start + WIDTH;
+    let mut shown = String::new();
+    if start > 0 {
+        shown.push('…');
+    }
+    shown.extend(&chars[start..end]);
+    if end < chars.len() {
+        shown.push('…');
+    }
+    (shown, caret - start + usize::from(start > 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_count_characters_from_one() {
+        let text = "ab\nçd\n";
+        assert_eq!(Location::of_offset(text, 0), Location { line: 1, column: 1 });
+        assert_eq!(Location::of_offset(text, 3), Location { line: 2, column: 1 });
+        assert_eq!(Location::of_offset(text, 5), Location { line: 2, column: 2 });
+        assert_eq!(Location::of_offset(text, 4), Location { line: 2, column: 1 }, "inside a character");
+    }
+
+    #[test]
+    fn long_lines_are_clipped_around_the_caret() {
+        let line = "x".repeat(300);
+        let (shown, caret) = clip_line(&line, 200);
+        assert_eq!(shown.chars().count(), 102);
+        assert_eq!(caret, 51);
+    }
+}

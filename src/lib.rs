@@ -1,0 +1,19 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod compile;
+pub mod config;
+pub mod diagnostics;
+pub mod reference;
+pub mod resolve;
+pub mod s3path;
+pub mod validate;
+
+pub use compile::{BuildError, PrefixMatch, PreparedPrincipal, Resolver, ResolverBuilder, ResolverOptions};
+pub use config::{Identifier, IdentifierType, InputForm, RoleArn, RoleArnError, RoleMapping, SecurityConfiguration};
+pub use diagnostics::{Code, Diagnostic, Diagnostics, Location, Severity};
+pub use reference::ReferenceResolver;
+pub use resolve::{Decision, Explanation, MappingMatch, MappingTrace, Request, Resolution, Verdict};
+pub use s3path::{S3Path, S3PathError, Scheme};
+pub use validate::{Checked, check};

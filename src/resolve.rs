@@ -1,0 +1,243 @@
+//! Requests and their answers: [`Request`], [`Resolution`] and the [`Explanation`] trace.
+//!
+//! A resolution says which role serves a request and why: the deciding mapping's index, identifier
+//! type and the identifier that matched, or the fallback to the instance-profile role. An explanation
+//! adds every mapping's verdict in order, including the later ones that matched but were shadowed.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde::ser::SerializeStruct;
+
+use crate::config::{IdentifierType, RoleArn};
+use crate::s3path::S3Path;
+
+/// One S3 request as EMRFS sees it: the Hadoop user, the user's groups, and the S3 location.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// The Hadoop user name, if known.
+    pub user: Option<&'a str>,
+    /// The user's Hadoop groups (may be empty).
+    pub groups: &'a [String],
+    /// The S3 location, if the request has one.
+    pub path: Option<S3Path<'a>>,
+}
+
+impl<'a> Request<'a> {
+    /// A request with no user, no groups and no path; it resolves to the fallback.
+    pub fn new() -> Self {
+        Request::default()
+    }
+
+    /// Sets the Hadoop user.
+    pub fn user(mut self, user: &'a str) -> Self {
+        self.user = Some(user);
+        self
+    }
+
+    /// Sets the user's groups.
+    pub fn groups(mut self, groups: &'a [String]) -> Self {
+        self.groups = groups;
+        self
+    }
+
+    /// Sets the S3 location.
+    pub fn path(mut self, path: S3Path<'a>) -> Self {
+        self.path = Some(path);
+        self
+    }
+}
+
+/// Whether a mapping decided the request or EMRFS fell back to the instance-profile role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// A role mapping matched; its role is assumed through STS AssumeRole.
+    Mapping,
+    /// No mapping matched; the cluster's EC2 instance-profile role serves the request.
+    Fallback,
+}
+
+impl Decision {
+    /// `mapping` or `fallback`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Mapping => "mapping",
+            Decision::Fallback => "fallback",
+        }
+    }
+}
+
+/// The mapping that decided a request, and the identifier that made it match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MappingMatch<'c> {
+    /// The mapping's 0-based position in `RoleMappings`.
+    pub index: usize,
+    /// The mapping's role.
+    pub role: &'c RoleArn,
+    /// The mapping's identifier type.
+    pub identifier_type: IdentifierType,
+    /// The first of the mapping's identifiers (in the order written) that matches the request.
+    pub identifier: &'c str,
+}
+
+/// Which role serves a request (SEMANTICS §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resolution<'c> {
+    /// The first matching mapping decides.
+    Mapping(MappingMatch<'c>),
+    /// No mapping matched; `role` is the fallback role ARN when the caller supplied one for display.
+    Fallback {
+        /// The configured fallback role, if any.
+        role: Option<&'c RoleArn>,
+    },
+}
+
+impl<'c> Resolution<'c> {
+    /// Mapping or fallback.
+    pub fn decision(&self) -> Decision {
+        match self {
+            Resolution::Mapping(_) => Decision::Mapping,
+            Resolution::Fallback { .. } => Decision::Fallback,
+        }
+    }
+
+    /// The role that serves the request: the mapping's role, or the fallback role when known.
+    pub fn role(&self) -> Option<&'c RoleArn> {
+        match self {
+            Resolution::Mapping(m) => Some(m.role),
+            Resolution::Fallback { role } => *role,
+        }
+    }
+
+    /// The deciding mapping, if any.
+    pub fn mapping(&self) -> Option<&MappingMatch<'c>> {
+        match self {
+            Resolution::Mapping(m) => Some(m),
+            Resolution::Fallback { .. } => None,
+        }
+    }
+
+    /// The deciding mapping's index, if any.
+    pub fn mapping_index(&self) -> Option<usize> {
+        self.mapping().map(|m| m.index)
+    }
+}
+
+impl Serialize for Resolution<'_> {
+    /// The JSON form used by the CLI: `decision`, `role`, `mapping_index`, `identifier_type`, `identifier`.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mapping = self.mapping();
+        let mut s = serializer.serialize_struct("Resolution", 5)?;
+        s.serialize_field("decision", &self.decision())?;
+        s.serialize_field("role", &self.role())?;
+        s.serialize_field("mapping_index", &mapping.map(|m| m.index))?;
+        s.serialize_field("identifier_type", &mapping.map(|m| m.identifier_type))?;
+        s.serialize_field("identifier", &mapping.map(|m| m.identifier))?;
+        s.end()
+    }
+}
+
+impl fmt::Display for Resolution<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Resolution::Mapping(m) => {
+                write!(f, "mapping {} ({} `{}`): {}", m.index, m.identifier_type, m.identifier, m.role)
+            }
+            Resolution::Fallback { role: Some(role) } => write!(f, "fallback: {role}"),
+            Resolution::Fallback { role: None } => write!(f, "fallback: the instance-profile role"),
+        }
+    }
+}
+
+/// What one mapping made of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict<'c> {
+    /// The first matching mapping: it decides.
+    Decisive {
+        /// The first matching identifier.
+        identifier: &'c str,
+    },
+    /// It matches too, but an earlier mapping decides.
+    Shadowed {
+        /// The first matching identifier.
+        identifier: &'c str,
+    },
+    /// None of its identifiers matches.
+    NoMatch {
+        /// Why, in words (`user `bob` is not listed`).
+        reason: String,
+    },
+}
+
+/// One mapping's line in an explanation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingTrace<'c> {
+    /// The mapping's index.
+    pub index: usize,
+    /// Its JSON pointer in the configuration.
+    pub pointer: String,
+    /// Its role.
+    pub role: &'c RoleArn,
+    /// Its identifier type.
+    pub identifier_type: IdentifierType,
+    /// What it made of the request.
+    pub verdict: Verdict<'c>,
+}
+
+impl Serialize for MappingTrace<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (status, identifier, reason) = match &self.verdict {
+            Verdict::Decisive { identifier } => ("decisive", Some(*identifier), None),
+            Verdict::Shadowed { identifier } => ("shadowed", Some(*identifier), None),
+            Verdict::NoMatch { reason } => ("no-match", None, Some(reason.as_str())),
+        };
+        let mut s = serializer.serialize_struct("MappingTrace", 8)?;
+        s.serialize_field("index", &self.index)?;
+        s.serialize_field("pointer", &self.pointer)?;
+        s.serialize_field("role", self.role)?;
+        s.serialize_field("identifier_type", &self.identifier_type)?;
+        s.serialize_field("matched", &identifier.is_some())?;
+        s.serialize_field("status", status)?;
+        s.serialize_field("identifier", &identifier)?;
+        s.serialize_field("reason", &reason)?;
+        s.end()
+    }
+}
+
+/// Every mapping's verdict on one request, in order, and the resolution they add up to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Explanation<'c> {
+    /// The answer.
+    pub resolution: Resolution<'c>,
+    /// One entry per mapping, in order.
+    pub mappings: Vec<MappingTrace<'c>>,
+}
+
+impl Explanation<'_> {
+    /// The mappings that matched after the decisive one and so never apply to this request.
+    pub fn shadowed(&self) -> impl Iterator<Item = &MappingTrace<'_>> {
+        self.mappings.iter().filter(|m| matches!(m.verdict, Verdict::Shadowed { .. }))
+    }
+}
+
+impl fmt::Display for Explanation<'_> {
+    /// A table: one line per mapping, then the resolution.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for m in &self.mappings {
+            let (mark, detail) = match &m.verdict {
+                Verdict::Decisive { identifier } => ("=> decisive", format!("matched `{identifier}`")),
+                Verdict::Shadowed { identifier } => (
+                    "   shadowed",
+                    format!(
+                        "matched `{identifier}`, but mapping {} decides first",
+                        self.resolution.mapping_index().unwrap_or(0)
+                    ),
+                ),
+                Verdict::NoMatch { reason } => ("   no match", reason.clone()),
+            };
+            writeln!(f, "{mark}  #{:<3} {:<6} {}  {detail}", m.index, m.identifier_type.as_str(), m.role)?;
+        }
+        write!(f, "resolution: {}", self.resolution)
+    }
+}

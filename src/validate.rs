@@ -1,0 +1,502 @@
+//! Every semantic check of a security configuration, reported together.
+//!
+//! [`check`] reads bytes through the positioned JSON parser, recognises the form of the document,
+//! walks to `RoleMappings` and checks each mapping, collecting one [`Diagnostic`] per problem with its
+//! JSON pointer, line and column. Nothing stops at the first error: a user fixes a file in one pass.
+
+use crate::compile::{ResolverOptions, glob};
+use crate::config::json::{self, Member, Node, Value, push_pointer_token};
+use crate::config::{Identifier, IdentifierType, InputForm, RoleArn, RoleMapping, SecurityConfiguration};
+use crate::diagnostics::{Code, Diagnostic, Diagnostics, Location, Severity};
+use crate::s3path::S3Path;
+
+/// The keys of one role mapping, all required.
+const MAPPING_KEYS: [&str; 3] = ["Role", "IdentifierType", "Identifiers"];
+const IDENTIFIER_TYPES: [&str; 3] = ["User", "Group", "Prefix"];
+const ACCEPTED_FORMS: &str = "a security configuration (`{\"AuthorizationConfiguration\": {\"EmrFsConfiguration\": {\"RoleMappings\": [...]}}}`), the output of `aws emr describe-security-configuration`, `{\"EmrFsConfiguration\": {...}}` or `{\"RoleMappings\": [...]}`";
+
+/// The outcome of checking a document: all diagnostics, and the configuration when there is no error.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The configuration, present exactly when `diagnostics` holds no error.
+    pub config: Option<SecurityConfiguration>,
+    /// Every error, warning and note, in source order.
+    pub diagnostics: Diagnostics,
+}
+
+/// Checks a security configuration, reporting every problem at once.
+///
+/// With [`ResolverOptions::globs`] on, identifiers that hold glob characters must also be valid globs.
+/// Never fails: a document that cannot be used comes back with `config: None` and its errors.
+///
+/// ```
+/// let checked = emrfs_rolemap::check(br#"{"RoleMappings": [{"Role": "arn:aws:iam::123456789012:role/r",
+///     "IdentifierType": "user", "Identifiers": ["alice"]}]}"#, &Default::default());
+/// let error = checked.diagnostics.iter().next().unwrap();
+/// assert_eq!(error.code.as_str(), "unknown-identifier-type");
+/// assert_eq!(error.pointer, "/RoleMappings/0/IdentifierType");
+/// assert_eq!((error.line, error.column), (2, 23));
+/// assert!(error.help.contains("`User`"));
+/// ```
+pub fn check(bytes: &[u8], options: &ResolverOptions) -> Checked {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let lossy = String::from_utf8_lossy(bytes).into_owned();
+            let mut v = Validator::new(&lossy, None);
+            v.error_at(
+                Code::InvalidUtf8,
+                format!("the file is not valid UTF-8 (byte {} is invalid)", e.valid_up_to()),
+                "",
+                e.valid_up_to(),
+                "save the configuration as UTF-8; JSON documents must be UTF-8",
+            );
+            let items = v.diagnostics;
+            return Checked { config: None, diagnostics: Diagnostics::new(items, lossy, None) };
+        }
+    };
+    let mut outer = Validator::new(text, None);
+    let Some(root) = outer.parse() else {
+        return outer.finish(None, text, None);
+    };
+    let Value::Object(_) = root.value else {
+        outer.error_at(
+            Code::UnrecognizedDocument,
+            format!("the document is {}, not a JSON object", root.value.type_name()),
+            "",
+            root.offset,
+            format!("accepted documents are {ACCEPTED_FORMS}"),
+        );
+        return outer.finish(None, text, None);
+    };
+    if let Some(member) = root.get("SecurityConfiguration") {
+        let pointer = "/SecurityConfiguration";
+        let Value::String(inner_text) = &member.value.value else {
+            outer.wrong_type(pointer, &member.value, "a string holding the security configuration as JSON");
+            return outer.finish(None, text, None);
+        };
+        let mut inner = Validator::new(inner_text, Some(pointer.to_owned()));
+        let config =
+            inner.parse().and_then(|inner_root| inner.document(&inner_root, InputForm::DescribeOutput, options));
+        outer.diagnostics.append(&mut inner.diagnostics);
+        return outer.finish(config, text, Some(inner_text.clone()));
+    }
+    let config = outer.document(&root, InputForm::SecurityConfiguration, options);
+    outer.finish(config, text, None)
+}
+
+struct Validator<'t> {
+    text: &'t str,
+    embedded_in: Option<String>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl<'t> Validator<'t> {
+    fn new(text: &'t str, embedded_in: Option<String>) -> Self {
+        Validator { text, embedded_in, diagnostics: Vec::new() }
+    }
+
+    fn finish(self, config: Option<SecurityConfiguration>, document: &str, embedded: Option<String>) -> Checked {
+        let mut diagnostics = Diagnostics::new(Vec::new(), document.to_owned(), embedded);
+        diagnostics.extend(self.diagnostics);
+        let config = config.filter(|_| diagnostics.error_count() == 0);
+        Checked { config, diagnostics }
+    }
+
+    fn location(&self, offset: usize) -> Location {
+        Location::of_offset(self.text, offset)
+    }
+
+    fn error_at(
+        &mut self,
+        code: Code,
+        message: impl Into<String>,
+        pointer: &str,
+        offset: usize,
+        help: impl Into<String>,
+    ) {
+        let location = self.location(offset);
+        self.diagnostics.push(Diagnostic {
+            code,
+            severity: Severity::Error,
+            message: message.into(),
+            pointer: pointer.to_owned(),
+            line: location.line,
+            column: location.column,
+            help: help.into(),
+            embedded_in: self.embedded_in.clone(),
+        });
+    }
+
+    fn wrong_type(&mut self, pointer: &str, node: &Node, expected: &str) {
+        self.error_at(
+            Code::WrongType,
+            format!("expected {expected}, found {}", node.value.type_name()),
+            pointer,
+            node.offset,
+            format!("`{pointer}` must be {expected}"),
+        );
+    }
+
+    /// Parses the text as JSON, reporting a syntax error or duplicate keys.
+    fn parse(&mut self) -> Option<Node> {
+        match json::parse(self.text) {
+            Err(e) => {
+                let what = if self.embedded_in.is_some() {
+                    "the embedded security configuration is not valid JSON: "
+                } else {
+                    ""
+                };
+                self.error_at(Code::JsonSyntax, format!("{what}{}", e.message), "", e.offset, e.help);
+                None
+            }
+            Ok(parsed) => {
+                for (object, key, offset) in parsed.duplicate_keys {
+                    let mut pointer = object;
+                    push_pointer_token(&mut pointer, &key);
+                    self.error_at(
+                        Code::DuplicateKey,
+                        format!("the key `{key}` appears more than once in the same object"),
+                        &pointer,
+                        offset,
+                        "JSON readers disagree on which duplicate wins; keep exactly one",
+                    );
+                }
+                Some(parsed.root)
+            }
+        }
+    }
+
+    /// Recognises the form of a document and validates its role mappings.
+    fn document(&mut self, root: &Node, form: InputForm, options: &ResolverOptions) -> Option<SecurityConfiguration> {
+        let Value::Object(_) = root.value else {
+            self.error_at(
+                Code::UnrecognizedDocument,
+                format!("the security configuration is {}, not a JSON object", root.value.type_name()),
+                "",
+                root.offset,
+                format!("accepted documents are {ACCEPTED_FORMS}"),
+            );
+            return None;
+        };
+        let (form, path): (InputForm, &[&str]) =
+            if root.get("RoleMappings").is_some() && form != InputForm::DescribeOutput {
+                (InputForm::RoleMappings, &["RoleMappings"])
+            } else if root.get("EmrFsConfiguration").is_some() && form != InputForm::DescribeOutput {
+                (InputForm::EmrFsConfiguration, &["EmrFsConfiguration", "RoleMappings"])
+            } else {
+                (form, &["AuthorizationConfiguration", "EmrFsConfiguration", "RoleMappings"])
+            };
+        let mut node = root;
+        let mut pointer = String::new();
+        for key in path {
+            let Value::Object(members) = &node.value else {
+                self.wrong_type(&pointer, node, "an object");
+                return None;
+            };
+            match members.iter().find(|m| m.key == *key) {
+                Some(member) => node = &member.value,
+                None => {
+                    let near = closest(key, members.iter().map(|m| m.key.as_str()));
+                    let help = match near {
+                        Some(found) => format!("found `{found}`; did you mean `{key}`?"),
+                        None => format!("EMRFS role mappings live at `/{}`", path.join("/")),
+                    };
+                    let at = if pointer.is_empty() { "the document".to_owned() } else { format!("`{pointer}`") };
+                    self.error_at(
+                        Code::MissingRoleMappings,
+                        format!("{at} has no `{key}`, so there are no role mappings"),
+                        &pointer,
+                        node.offset,
+                        help,
+                    );
+                    return None;
+                }
+            }
+            push_pointer_token(&mut pointer, key);
+        }
+        let mappings = self.role_mappings(node, &pointer, options)?;
+        Some(SecurityConfiguration::new(form, pointer, self.embedded_in.clone(), mappings))
+    }
+
+    fn role_mappings(&mut self, node: &Node, pointer: &str, options: &ResolverOptions) -> Option<Vec<RoleMapping>> {
+        let Value::Array(items) = &node.value else {
+            self.wrong_type(pointer, node, "an array of role mappings");
+            return None;
+        };
+        if items.is_empty() {
+            self.error_at(
+                Code::EmptyRoleMappings,
+                "`RoleMappings` is empty",
+                pointer,
+                node.offset,
+                "add at least one mapping such as `{\"Role\": \"arn:aws:iam::123456789012:role/NAME\", \"IdentifierType\": \"User\", \"Identifiers\": [\"alice\"]}`, or remove `EmrFsConfiguration`",
+            );
+            return None;
+        }
+        let mut mappings = Vec::with_capacity(items.len());
+        let mut all_valid = true;
+        for (index, item) in items.iter().enumerate() {
+            let item_pointer = format!("{pointer}/{index}");
+            match self.role_mapping(item, &item_pointer, options) {
+                Some(mapping) => mappings.push(mapping),
+                None => all_valid = false,
+            }
+        }
+        all_valid.then_some(mappings)
+    }
+
+    fn role_mapping(&mut self, node: &Node, pointer: &str, options: &ResolverOptions) -> Option<RoleMapping> {
+        let Value::Object(members) = &node.value else {
+            self.wrong_type(pointer, node, "a role mapping object");
+            return None;
+        };
+        let mut valid = true;
+        for member in members.iter().filter(|m| !MAPPING_KEYS.contains(&m.key.as_str())) {
+            let mut key_pointer = pointer.to_owned();
+            push_pointer_token(&mut key_pointer, &member.key);
+            let help = match closest(&member.key, MAPPING_KEYS) {
+                Some(near) => format!(
+                    "did you mean `{near}`? A role mapping has exactly `Role`, `IdentifierType` and `Identifiers`"
+                ),
+                None => {
+                    "a role mapping has exactly the keys `Role`, `IdentifierType` and `Identifiers`; remove this one"
+                        .to_owned()
+                }
+            };
+            self.error_at(
+                Code::UnknownKey,
+                format!("unknown key `{}` in a role mapping", member.key),
+                &key_pointer,
+                member.key_offset,
+                help,
+            );
+            valid = false;
+        }
+        let field = |v: &mut Self, key: &str| -> Option<&Member> {
+            let found = members.iter().find(|m| m.key == key);
+            if found.is_none() {
+                v.error_at(
+                    Code::MissingKey,
+                    format!("the role mapping has no `{key}`"),
+                    pointer,
+                    node.offset,
+                    format!("every role mapping needs `Role`, `IdentifierType` and `Identifiers`; add `{key}`"),
+                );
+            }
+            found
+        };
+        let role = field(self, "Role").and_then(|m| self.role(&m.value, &format!("{pointer}/Role")));
+        let identifier_type = field(self, "IdentifierType")
+            .and_then(|m| self.identifier_type(&m.value, &format!("{pointer}/IdentifierType")));
+        let identifiers = field(self, "Identifiers")
+            .and_then(|m| self.identifiers(&m.value, &format!("{pointer}/Identifiers"), identifier_type, options));
+        let (Some(role), Some(identifier_type), Some(identifiers)) = (role, identifier_type, identifiers) else {
+            return None;
+        };
+        valid.then(|| RoleMapping::new(role, identifier_type, identifiers, self.location(node.offset)))
+    }
+
+    fn role(&mut self, node: &Node, pointer: &str) -> Option<RoleArn> {
+        let Value::String(text) = &node.value else {
+            self.wrong_type(pointer, node, "a string holding an IAM role ARN");
+            return None;
+        };
+        match RoleArn::parse(text) {
+            Ok(arn) => Some(arn),
+            Err(e) => {
+                self.error_at(
+                    Code::InvalidRoleArn,
+                    format!("`{text}` is not an IAM role ARN: {e}"),
+                    pointer,
+                    node.offset,
+                    e.help(),
+                );
+                None
+            }
+        }
+    }
+
+    fn identifier_type(&mut self, node: &Node, pointer: &str) -> Option<IdentifierType> {
+        let Value::String(text) = &node.value else {
+            self.wrong_type(pointer, node, "one of the strings `User`, `Group` or `Prefix`");
+            return None;
+        };
+        match text.as_str() {
+            "User" => Some(IdentifierType::User),
+            "Group" => Some(IdentifierType::Group),
+            "Prefix" => Some(IdentifierType::Prefix),
+            _ => {
+                let help = match closest(text, IDENTIFIER_TYPES) {
+                    Some(near) => format!(
+                        "did you mean `{near}`? Identifier types are case-sensitive: `User`, `Group` or `Prefix`"
+                    ),
+                    None => "the identifier type is exactly `User`, `Group` or `Prefix`".to_owned(),
+                };
+                self.error_at(
+                    Code::UnknownIdentifierType,
+                    format!("unknown identifier type `{text}`"),
+                    pointer,
+                    node.offset,
+                    help,
+                );
+                None
+            }
+        }
+    }
+
+    fn identifiers(
+        &mut self,
+        node: &Node,
+        pointer: &str,
+        kind: Option<IdentifierType>,
+        options: &ResolverOptions,
+    ) -> Option<Vec<Identifier>> {
+        let Value::Array(items) = &node.value else {
+            self.wrong_type(pointer, node, "an array of identifier strings");
+            return None;
+        };
+        if items.is_empty() {
+            self.error_at(
+                Code::EmptyIdentifiers,
+                "`Identifiers` is empty, so the mapping can never match",
+                pointer,
+                node.offset,
+                "list at least one identifier, or remove the mapping",
+            );
+            return None;
+        }
+        let mut identifiers = Vec::with_capacity(items.len());
+        let mut valid = true;
+        for (position, item) in items.iter().enumerate() {
+            let item_pointer = format!("{pointer}/{position}");
+            match self.identifier(item, &item_pointer, kind, options) {
+                Some(text) => identifiers.push(Identifier::new(text, self.location(item.offset))),
+                None => valid = false,
+            }
+        }
+        valid.then_some(identifiers)
+    }
+
+    fn identifier(
+        &mut self,
+        node: &Node,
+        pointer: &str,
+        kind: Option<IdentifierType>,
+        options: &ResolverOptions,
+    ) -> Option<String> {
+        let Value::String(text) = &node.value else {
+            self.wrong_type(pointer, node, "a string");
+            return None;
+        };
+        if text.is_empty() {
+            self.error_at(
+                Code::EmptyIdentifier,
+                "the identifier is empty",
+                pointer,
+                node.offset,
+                "remove the empty string or write the identifier",
+            );
+            return None;
+        }
+        if text.trim() != text {
+            self.error_at(
+                Code::PaddedIdentifier,
+                format!("the identifier `{text}` starts or ends with white space"),
+                pointer,
+                node.offset,
+                format!("no user, group or S3 location has surrounding white space; write `{}`", text.trim()),
+            );
+            return None;
+        }
+        if kind == Some(IdentifierType::Prefix)
+            && let Err(e) = S3Path::parse(text)
+        {
+            self.error_at(
+                Code::InvalidPrefix,
+                format!("the prefix `{text}` is not an S3 location: {e}"),
+                pointer,
+                node.offset,
+                "a `Prefix` identifier is `s3://bucket` or `s3://bucket/key-prefix` (`s3a://` and `s3n://` also work)",
+            );
+            return None;
+        }
+        if let Some(kind) = kind
+            && options.globs
+            && glob::is_glob(text)
+            && let Err(e) = glob::compile(text, kind, options.prefix_match)
+        {
+            self.error_at(
+                Code::InvalidGlob,
+                format!("the identifier `{text}` is not a valid glob: {}", e.kind()),
+                pointer,
+                node.offset,
+                "globs are enabled, so `*`, `?`, `[` and `{` are glob syntax; match a literal one with `[*]`, `[?]`, `[[]` or `[{]`",
+            );
+            return None;
+        }
+        Some(text.clone())
+    }
+}
+
+/// The candidate that `word` most likely misspells: equal ignoring case or a plural `s`, or within
+/// edit distance 2 (3 for longer words).
+fn closest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+    let normal = |w: &str| w.to_ascii_lowercase().trim_end_matches('s').to_owned();
+    let word_normal = normal(word);
+    candidates
+        .into_iter()
+        .filter(|c| *c != word)
+        .map(|c| {
+            (
+                if normal(c) == word_normal {
+                    0
+                } else {
+                    edit_distance(&word.to_ascii_lowercase(), &c.to_ascii_lowercase())
+                },
+                c,
+            )
+        })
+        .filter(|(d, c)| *d <= if c.len() > 8 { 3 } else { 2 })
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance between two short strings.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_near_misses() {
+        assert_eq!(closest("user", IDENTIFIER_TYPES), Some("User"));
+        assert_eq!(closest("Users", IDENTIFIER_TYPES), Some("User"));
+        assert_eq!(closest("Prefixes", IDENTIFIER_TYPES), Some("Prefix"));
+        assert_eq!(closest("Grop", IDENTIFIER_TYPES), Some("Group"));
+        assert_eq!(closest("Bucket", IDENTIFIER_TYPES), None);
+        assert_eq!(closest("Identifier", MAPPING_KEYS), Some("Identifiers"));
+        assert_eq!(closest("RoleArn", MAPPING_KEYS), None);
+    }
+
+    #[test]
+    fn edit_distance_counts_edits() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "ab"), 2);
+        assert_eq!(edit_distance("same", "same"), 0);
+    }
+}
