@@ -49,7 +49,7 @@ impl<'a> Request<'a> {
 }
 
 /// Whether a mapping decided the request or EMRFS fell back to the instance-profile role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
     /// A role mapping matched; its role is assumed through STS AssumeRole.

@@ -1,0 +1,151 @@
+//! Expectation files: the format `emrfs-rolemap test` reads to unit-test a security configuration.
+//!
+//! ```json
+//! {"fallback_role": "arn:aws:iam::123456789012:role/EMR_EC2_DefaultRole",
+//!  "cases": [{"name": "analysts read the lake", "user": "alice", "groups": ["analysts"],
+//!             "path": "s3://lake/curated/t1/", "expect": {"decision": "mapping", "mapping_index": 2}}]}
+//! ```
+//!
+//! Every key given in `expect` must hold; keys left out are not checked. The same [`Expectation`]
+//! checks answers of the compiled and the reference resolver, so the conformance suite uses it too.
+
+use serde::{Deserialize, Deserializer};
+
+use crate::config::IdentifierType;
+use crate::resolve::{Decision, Request, Resolution};
+use crate::s3path::{S3Path, S3PathError};
+
+/// A file of test cases.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseFile {
+    /// The fallback role that fallback resolutions report (and that `expect.role` compares with).
+    #[serde(default)]
+    pub fallback_role: Option<String>,
+    /// The cases, run in order.
+    pub cases: Vec<Case>,
+}
+
+impl CaseFile {
+    /// Reads a case file; the error gives the line and column of the problem.
+    pub fn from_json(text: &str) -> Result<CaseFile, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+/// One request and what its resolution must be.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    /// A name for reports; defaults to the case's position.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The Hadoop user.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The user's groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The S3 location.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// What the resolution must be.
+    pub expect: Expectation,
+}
+
+impl Case {
+    /// The request this case describes; fails when `path` is not an S3 location.
+    pub fn request(&self) -> Result<Request<'_>, S3PathError> {
+        let path = self.path.as_deref().map(S3Path::parse).transpose()?;
+        Ok(Request { user: self.user.as_deref(), groups: &self.groups, path })
+    }
+
+    /// The case's name, or `case N` for the case at 0-based position `position`.
+    pub fn display_name(&self, position: usize) -> String {
+        self.name.clone().unwrap_or_else(|| format!("case {position}"))
+    }
+}
+
+/// The fields of a resolution that a case pins down; `None` means "not checked".
+///
+/// For `role`, `mapping_index`, `identifier_type` and `identifier`, an explicit JSON `null` expects
+/// the field to be absent (as on a fallback).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    /// `mapping` or `fallback`.
+    #[serde(default)]
+    pub decision: Option<Decision>,
+    /// The role ARN, or `null`.
+    #[serde(default, deserialize_with = "present")]
+    pub role: Option<Option<String>>,
+    /// The deciding mapping's index, or `null`.
+    #[serde(default, deserialize_with = "present")]
+    pub mapping_index: Option<Option<usize>>,
+    /// The deciding mapping's identifier type, or `null`.
+    #[serde(default, deserialize_with = "present")]
+    pub identifier_type: Option<Option<IdentifierType>>,
+    /// The identifier that matched, or `null`.
+    #[serde(default, deserialize_with = "present")]
+    pub identifier: Option<Option<String>>,
+}
+
+/// Tells a key given as `null` (`Some(None)`) from a key left out (`None`, through `#[serde(default)]`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+impl Expectation {
+    /// Each way `resolution` differs from this expectation, as `field: expected X, got Y`; empty when it holds.
+    pub fn mismatches(&self, resolution: &Resolution<'_>) -> Vec<String> {
+        let mapping = resolution.mapping();
+        let mut out = Vec::new();
+        let mut compare = |field: &str, expected: Option<String>, actual: Option<String>| {
+            if expected != actual {
+                let show = |v: Option<String>| v.map_or_else(|| "null".to_owned(), |v| format!("`{v}`"));
+                out.push(format!("{field}: expected {}, got {}", show(expected), show(actual)));
+            }
+        };
+        if let Some(decision) = self.decision {
+            compare("decision", Some(decision.as_str().to_owned()), Some(resolution.decision().as_str().to_owned()));
+        }
+        if let Some(role) = &self.role {
+            compare("role", role.clone(), resolution.role().map(|r| r.to_string()));
+        }
+        if let Some(index) = self.mapping_index {
+            compare("mapping_index", index.map(|i| i.to_string()), mapping.map(|m| m.index.to_string()));
+        }
+        if let Some(kind) = self.identifier_type {
+            compare("identifier_type", kind.map(|k| k.to_string()), mapping.map(|m| m.identifier_type.to_string()));
+        }
+        if let Some(identifier) = &self.identifier {
+            compare("identifier", identifier.clone(), mapping.map(|m| m.identifier.to_owned()));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn null_and_absent_keys_differ() {
+        let e: Expectation = serde_json::from_str(r#"{"role": null}"#).unwrap();
+        assert_eq!(e.role, Some(None));
+        assert_eq!(e.identifier, None);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = CaseFile::from_json(r#"{"cases": [{"expect": {"decison": "fallback"}}]}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `decison`"), "{err}");
+    }
+
+    #[test]
+    fn reports_each_mismatch() {
+        let e: Expectation = serde_json::from_str(r#"{"decision": "mapping", "mapping_index": 3}"#).unwrap();
+        let got = e.mismatches(&Resolution::Fallback { role: None });
+        assert_eq!(got, vec!["decision: expected `mapping`, got `fallback`", "mapping_index: expected `3`, got null"]);
+    }
+}
