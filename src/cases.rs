@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::config::IdentifierType;
 use crate::resolve::{Decision, Request, Resolution};
-use crate::s3path::{S3Path, S3PathError};
+use crate::s3path::S3PathError;
 
 /// A file of test cases.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -56,8 +56,7 @@ pub struct Case {
 impl Case {
     /// The request this case describes; fails when `path` is not an S3 location.
     pub fn request(&self) -> Result<Request<'_>, S3PathError> {
-        let path = self.path.as_deref().map(S3Path::parse).transpose()?;
-        Ok(Request { user: self.user.as_deref(), groups: &self.groups, path })
+        Request::parse(self.user.as_deref(), &self.groups, self.path.as_deref())
     }
 
     /// The case's name, or `case N` for the case at 0-based position `position`.

@@ -15,6 +15,6 @@ pub use compile::{BuildError, PrefixMatch, PreparedPrincipal, Resolver, Resolver
 pub use config::{Identifier, IdentifierType, InputForm, RoleArn, RoleArnError, RoleMapping, SecurityConfiguration};
 pub use diagnostics::{Code, Diagnostic, Diagnostics, Location, Severity};
 pub use reference::ReferenceResolver;
-pub use resolve::{Decision, Explanation, MappingMatch, MappingTrace, Request, Resolution, Verdict};
+pub use resolve::{Decision, Explanation, MappingMatch, MappingTrace, Request, RequestSpec, Resolution, Verdict};
 pub use s3path::{S3Path, S3PathError, Scheme};
 pub use validate::{Checked, check};

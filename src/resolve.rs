@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::ser::SerializeStruct;
 
 use crate::config::{IdentifierType, RoleArn};
-use crate::s3path::S3Path;
+use crate::s3path::{S3Path, S3PathError};
 
 /// One S3 request as EMRFS sees it: the Hadoop user, the user's groups, and the S3 location.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,6 +29,11 @@ impl<'a> Request<'a> {
         Request::default()
     }
 
+    /// A request from its parts as text; fails when `path` is not an S3 location.
+    pub fn parse(user: Option<&'a str>, groups: &'a [String], path: Option<&'a str>) -> Result<Self, S3PathError> {
+        Ok(Request { user, groups, path: path.map(S3Path::parse).transpose()? })
+    }
+
     /// Sets the Hadoop user.
     pub fn user(mut self, user: &'a str) -> Self {
         self.user = Some(user);
@@ -45,6 +50,29 @@ impl<'a> Request<'a> {
     pub fn path(mut self, path: S3Path<'a>) -> Self {
         self.path = Some(path);
         self
+    }
+}
+
+/// A request as JSON, `{"user": ..., "groups": [...], "path": ...}`, every field optional; the format
+/// of `resolve --requests` lines and of server request bodies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestSpec {
+    /// The Hadoop user.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The user's groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The S3 location, as text.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+impl RequestSpec {
+    /// The request these fields describe; fails when `path` is not an S3 location.
+    pub fn request(&self) -> Result<Request<'_>, S3PathError> {
+        Request::parse(self.user.as_deref(), &self.groups, self.path.as_deref())
     }
 }
 
@@ -222,21 +250,26 @@ impl Explanation<'_> {
 }
 
 impl fmt::Display for Explanation<'_> {
-    /// A table: one line per mapping, then the resolution.
+    /// A table: one line per mapping (verdict, index, type, role, detail), then the resolution.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let role_width = self.mappings.iter().map(|m| m.role.as_str().len()).max().unwrap_or(0);
+        let index_width = self.mappings.len().saturating_sub(1).to_string().len();
+        let decisive = self.resolution.mapping_index().unwrap_or(0);
         for m in &self.mappings {
             let (mark, detail) = match &m.verdict {
                 Verdict::Decisive { identifier } => ("=> decisive", format!("matched `{identifier}`")),
-                Verdict::Shadowed { identifier } => (
-                    "   shadowed",
-                    format!(
-                        "matched `{identifier}`, but mapping {} decides first",
-                        self.resolution.mapping_index().unwrap_or(0)
-                    ),
-                ),
+                Verdict::Shadowed { identifier } => {
+                    ("   shadowed", format!("matched `{identifier}`, but mapping {decisive} decides first"))
+                }
                 Verdict::NoMatch { reason } => ("   no match", reason.clone()),
             };
-            writeln!(f, "{mark}  #{:<3} {:<6} {}  {detail}", m.index, m.identifier_type.as_str(), m.role)?;
+            writeln!(
+                f,
+                "{mark}  #{:<index_width$}  {:<6}  {:<role_width$}  {detail}",
+                m.index,
+                m.identifier_type.as_str(),
+                m.role.as_str()
+            )?;
         }
         write!(f, "resolution: {}", self.resolution)
     }

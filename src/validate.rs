@@ -281,7 +281,12 @@ impl<'t> Validator<'t> {
                     format!("the role mapping has no `{key}`"),
                     pointer,
                     node.offset,
-                    format!("every role mapping needs `Role`, `IdentifierType` and `Identifiers`; add `{key}`"),
+                    match members.iter().find(|m| closest(&m.key, [key]).is_some()) {
+                        Some(near) => format!("found `{}`; rename it to `{key}`", near.key),
+                        None => {
+                            format!("every role mapping needs `Role`, `IdentifierType` and `Identifiers`; add `{key}`")
+                        }
+                    },
                 );
             }
             found

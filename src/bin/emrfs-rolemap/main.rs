@@ -1,1 +1,317 @@
-fn main() {}
+//! The `emrfs-rolemap` command line: argument parsing and output only; all logic lives in the library.
+//!
+//! Exit status: 0 success, 1 a negative answer (errors found, cases failed, bad request lines),
+//! 2 a usage error or unusable input.
+
+mod test_cmd;
+
+use std::io::{self, BufRead, Read, Write};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use emrfs_rolemap::cases::CaseFile;
+use emrfs_rolemap::{
+    Checked, PrefixMatch, Request, RequestSpec, Resolver, ResolverBuilder, ResolverOptions, RoleArn, check,
+};
+
+/// Decide which IAM role an EMRFS S3 request uses, from a security configuration's role mappings.
+#[derive(Parser)]
+#[command(name = "emrfs-rolemap", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a security configuration and print every diagnostic.
+    Check {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Resolve one request, or a JSON Lines file of requests with --requests.
+    Resolve {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
+        request: RequestArgs,
+        /// Read requests as JSON Lines (`{"user", "groups", "path"}`) from FILE (`-` for standard input)
+        /// and write one JSON line per request.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["user", "group", "path"])]
+        requests: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Show every mapping's verdict on one request, and which one decides.
+    Explain {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
+        request: RequestArgs,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Run a file of expected resolutions against the configuration (for CI).
+    Test {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The cases file: `{"fallback_role"?, "cases": [{"name", "user", "groups", "path", "expect"}]}`.
+        #[arg(long, value_name = "FILE")]
+        cases: String,
+        #[arg(long, value_enum, default_value_t = TestFormat::Text)]
+        format: TestFormat,
+    },
+}
+
+#[derive(Args)]
+struct ConfigArgs {
+    /// The security configuration (any accepted form); `-` reads standard input.
+    #[arg(long, value_name = "FILE")]
+    config: String,
+    /// How `Prefix` identifiers match keys.
+    #[arg(long, value_enum, default_value_t = PrefixMatchArg::String)]
+    prefix_match: PrefixMatchArg,
+    /// Treat identifiers with `*`, `?`, `[` or `{` as globs.
+    #[arg(long)]
+    globs: bool,
+    /// The instance-profile role ARN to report on a fallback.
+    #[arg(long, value_name = "ARN")]
+    fallback_role: Option<String>,
+}
+
+#[derive(Args)]
+struct RequestArgs {
+    /// The Hadoop user.
+    #[arg(long)]
+    user: Option<String>,
+    /// A Hadoop group of the user (repeat for several).
+    #[arg(long = "group", value_name = "GROUP")]
+    group: Vec<String>,
+    /// The S3 location, `s3://bucket/key`.
+    #[arg(long)]
+    path: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TestFormat {
+    Text,
+    Json,
+    Junit,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PrefixMatchArg {
+    String,
+    Segment,
+}
+
+/// Why the command could not do its work: exit status 2, with a message on standard error.
+struct Unusable(String);
+
+impl<E: std::fmt::Display> From<E> for Unusable {
+    fn from(e: E) -> Self {
+        Unusable(e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(Unusable(message)) => {
+            let _ = writeln!(io::stderr(), "error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode, Unusable> {
+    match command {
+        Command::Check { config, format } => check_command(&config, format),
+        Command::Resolve { config, requests: Some(file), .. } => {
+            if file == "-" && config.config == "-" {
+                return Err(Unusable("--config and --requests cannot both read standard input".into()));
+            }
+            let resolver = load(&config)?;
+            resolve_batch(&resolver, &read_input(&file)?)
+        }
+        Command::Resolve { config, request, requests: None, format } => {
+            let resolver = load(&config)?;
+            let resolution = resolver.resolve(&request.parse()?);
+            print(format, &resolution, |out| writeln!(out, "{resolution}"))
+        }
+        Command::Explain { config, request, format } => {
+            let resolver = load(&config)?;
+            let explanation = resolver.explain(&request.parse()?);
+            print(format, &explanation, |out| writeln!(out, "{explanation}"))
+        }
+        Command::Test { mut config, cases, format } => {
+            if cases == "-" && config.config == "-" {
+                return Err(Unusable("--config and --cases cannot both read standard input".into()));
+            }
+            let file = CaseFile::from_json(&read_input(&cases)?)
+                .map_err(|e| Unusable(format!("invalid cases file `{cases}`: {e}")))?;
+            match (&config.fallback_role, &file.fallback_role) {
+                (Some(flag), Some(in_file)) if flag != in_file => {
+                    return Err(Unusable(format!(
+                        "--fallback-role `{flag}` differs from the cases file's `fallback_role` `{in_file}`; give one"
+                    )));
+                }
+                (None, Some(in_file)) => config.fallback_role = Some(in_file.clone()),
+                _ => {}
+            }
+            let resolver = load(&config)?;
+            test_cmd::run(&resolver, &file, format)
+        }
+    }
+}
+
+impl RequestArgs {
+    fn parse(&self) -> Result<Request<'_>, Unusable> {
+        Request::parse(self.user.as_deref(), &self.group, self.path.as_deref())
+            .map_err(|e| Unusable(format!("invalid --path `{}`: {e}", self.path.as_deref().unwrap_or_default())))
+    }
+}
+
+impl ConfigArgs {
+    fn options(&self) -> Result<ResolverOptions, Unusable> {
+        let fallback_role = match &self.fallback_role {
+            None => None,
+            Some(text) => Some(
+                RoleArn::parse(text)
+                    .map_err(|e| Unusable(format!("invalid --fallback-role `{text}`: {e}\n  = help: {}", e.help())))?,
+            ),
+        };
+        let prefix_match = match self.prefix_match {
+            PrefixMatchArg::String => PrefixMatch::String,
+            PrefixMatchArg::Segment => PrefixMatch::Segment,
+        };
+        Ok(ResolverOptions { prefix_match, globs: self.globs, fallback_role })
+    }
+
+    fn display_name(&self) -> &str {
+        if self.config == "-" { "<stdin>" } else { &self.config }
+    }
+
+    fn check(&self) -> Result<(Checked, ResolverOptions), Unusable> {
+        let options = self.options()?;
+        let bytes = read_bytes(&self.config)?;
+        Ok((check(&bytes, &options), options))
+    }
+}
+
+fn read_bytes(file: &str) -> Result<Vec<u8>, Unusable> {
+    let mut bytes = Vec::new();
+    let result = if file == "-" {
+        io::stdin().read_to_end(&mut bytes).map(|_| ())
+    } else {
+        std::fs::read(file).map(|b| bytes = b)
+    };
+    result.map_err(|e| Unusable(format!("cannot read `{file}`: {e}")))?;
+    Ok(bytes)
+}
+
+fn read_input(file: &str) -> Result<String, Unusable> {
+    String::from_utf8(read_bytes(file)?).map_err(|e| Unusable(format!("`{file}` is not UTF-8: {e}")))
+}
+
+/// Reads, checks and compiles the configuration; any error makes the input unusable.
+fn load(args: &ConfigArgs) -> Result<Resolver, Unusable> {
+    let (checked, options) = args.check()?;
+    let Some(config) = checked.config else {
+        let rendered = checked.diagnostics.render(args.display_name());
+        return Err(Unusable(format!(
+            "the configuration `{}` has {} error(s):\n\n{}",
+            args.display_name(),
+            checked.diagnostics.error_count(),
+            rendered.trim_end()
+        )));
+    };
+    Ok(ResolverBuilder::with_options(options).build(&config)?)
+}
+
+fn check_command(args: &ConfigArgs, format: Format) -> Result<ExitCode, Unusable> {
+    let (checked, _) = args.check()?;
+    let diagnostics = &checked.diagnostics;
+    let mut out = io::stdout().lock();
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, diagnostics.as_slice())?;
+            writeln!(out)?;
+        }
+        Format::Text => {
+            write!(out, "{}", diagnostics.render(args.display_name()))?;
+            let warnings = diagnostics.len() - diagnostics.error_count();
+            match &checked.config {
+                Some(config) => writeln!(
+                    out,
+                    "{}: ok, {} role mapping(s), {} identifier(s), {} warning(s)",
+                    args.display_name(),
+                    config.mappings().len(),
+                    config.identifier_count(),
+                    warnings
+                )?,
+                None => writeln!(
+                    out,
+                    "{}: {} error(s), {} warning(s)",
+                    args.display_name(),
+                    diagnostics.error_count(),
+                    warnings
+                )?,
+            }
+        }
+    }
+    Ok(if diagnostics.error_count() == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Resolves each JSON line of `input`, writing one JSON line per request; bad lines get an error line.
+fn resolve_batch(resolver: &Resolver, input: &str) -> Result<ExitCode, Unusable> {
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut failed = false;
+    for (number, line) in input.as_bytes().lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed = serde_json::from_str::<RequestSpec>(&line).map_err(|e| e.to_string());
+        let outcome = parsed.and_then(|spec| {
+            let request = spec.request().map_err(|e| format!("invalid path: {e}"))?;
+            serde_json::to_string(&resolver.resolve(&request)).map_err(|e| e.to_string())
+        });
+        match outcome {
+            Ok(json) => writeln!(out, "{json}")?,
+            Err(message) => {
+                failed = true;
+                let error = serde_json::json!({"error": {"line": number + 1, "message": message}});
+                writeln!(out, "{error}")?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Prints `value` as pretty JSON or through `text`.
+fn print<T: serde::Serialize>(
+    format: Format,
+    value: &T,
+    text: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<ExitCode, Unusable> {
+    let mut out = io::stdout().lock();
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, value)?;
+            writeln!(out)?;
+        }
+        Format::Text => text(&mut out)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
