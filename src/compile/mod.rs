@@ -3,7 +3,7 @@
 //! Every identifier gets a *rank*, its position in first-match order (mapping by mapping, identifiers
 //! in the order written), so the first match is simply the matching identifier of smallest rank.
 //! Literal users and groups go into hash maps from name to their smallest rank; literal prefixes go
-//! into one [`trie::PrefixTrie`]; glob identifiers (when enabled) go into `globset` sets that are only
+//! into one prefix trie (`trie.rs`); glob identifiers (when enabled) go into `globset` sets that are only
 //! consulted when they could still beat the best rank found. A [`PreparedPrincipal`] holds the best
 //! rank of a user and groups, computed once, so the per-request work is one trie walk.
 
