@@ -9,6 +9,7 @@ pub mod diagnostics;
 pub mod reference;
 pub mod resolve;
 pub mod s3path;
+pub mod synth;
 pub mod validate;
 
 pub use compile::{BuildError, PrefixMatch, PreparedPrincipal, Resolver, ResolverBuilder, ResolverOptions};

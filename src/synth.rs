@@ -1,0 +1,175 @@
+//! Synthetic security configurations and requests, reproducible from a seed, for benchmarks.
+//!
+//! The mix imitates a large real deployment: about 40 % `Prefix`, 30 % `Group` and 30 % `User`
+//! mappings with 1 to 5 identifiers each; prefixes 1 to 4 key segments deep over a few hundred buckets.
+//! Requests are built from the configuration's own identifiers so that they hit what they aim at.
+
+use std::fmt::Write as _;
+
+use crate::config::{IdentifierType, SecurityConfiguration};
+
+/// A small, fast, seedable generator (SplitMix64); good enough for test data, not for secrets.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A generator whose sequence is fixed by `seed`.
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+}
+
+/// How many buckets a configuration of `mappings` mappings spreads its prefixes over.
+fn bucket_count(mappings: usize) -> usize {
+    (mappings / 100).clamp(3, 300)
+}
+
+/// A `{"RoleMappings": [...]}` document of `mappings` mappings in the realistic mix.
+pub fn config_json(mappings: usize, seed: u64) -> String {
+    let mut rng = SplitMix64::new(seed);
+    let buckets = bucket_count(mappings);
+    let mut out = String::from("{\"RoleMappings\": [\n");
+    for index in 0..mappings {
+        let kind = match rng.below(10) {
+            0..=3 => "Prefix",
+            4..=6 => "Group",
+            _ => "User",
+        };
+        let count = 1 + rng.below(5);
+        let identifiers: Vec<String> = (0..count)
+            .map(|_| match kind {
+                "Prefix" => {
+                    let mut prefix = format!("s3://data-bucket-{}/", rng.below(buckets));
+                    for depth in 0..1 + rng.below(4) {
+                        let _ = write!(prefix, "{}-{}/", ["team", "zone", "table", "part"][depth], rng.below(mappings));
+                    }
+                    prefix
+                }
+                "Group" => format!("group-{}", rng.below(mappings * 2)),
+                _ => format!("user-{}", rng.below(mappings * 2)),
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "  {{\"Role\": \"arn:aws:iam::123456789012:role/synthetic/role-{index}\", \"IdentifierType\": \"{kind}\", \"Identifiers\": {}}}{}",
+            serde_json::Value::from(identifiers),
+            if index + 1 == mappings { "" } else { "," }
+        );
+        out.push('\n');
+    }
+    out.push_str("]}\n");
+    out
+}
+
+/// The kinds of request a benchmark asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    /// A deep path under one of the configuration's prefixes, by a user no mapping names.
+    PrefixHit,
+    /// A user a `User` mapping names, on a path no prefix covers.
+    UserHit,
+    /// A user in 8 groups, one of which a `Group` mapping names, on a path no prefix covers.
+    GroupHit,
+    /// Nothing matches.
+    Fallback,
+}
+
+/// A request as owned parts: user, groups, path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntheticRequest {
+    /// The user.
+    pub user: String,
+    /// The groups.
+    pub groups: Vec<String>,
+    /// The S3 location.
+    pub path: String,
+}
+
+/// A request of `kind` aimed at `config`'s identifiers.
+pub fn request(config: &SecurityConfiguration, kind: RequestKind, rng: &mut SplitMix64) -> SyntheticRequest {
+    let pick = |wanted: IdentifierType, rng: &mut SplitMix64| -> Option<String> {
+        let candidates: Vec<&str> = config
+            .mappings()
+            .iter()
+            .filter(|m| m.identifier_type() == wanted)
+            .flat_map(|m| m.identifiers().iter().map(|i| i.as_str()))
+            .collect();
+        (!candidates.is_empty()).then(|| candidates[rng.below(candidates.len())].to_owned())
+    };
+    let miss_path = format!("s3://unmapped-bucket/year=2024/month={}/part-0000.parquet", rng.below(12));
+    let noise_groups = |rng: &mut SplitMix64, n: usize| -> Vec<String> {
+        (0..n).map(|_| format!("unmapped-group-{}", rng.below(1000))).collect()
+    };
+    match kind {
+        RequestKind::PrefixHit => SyntheticRequest {
+            user: "unmapped-user".to_owned(),
+            groups: noise_groups(rng, 8),
+            path: pick(IdentifierType::Prefix, rng)
+                .map_or(miss_path, |p| format!("{p}year=2024/month=06/day=15/part-00042.snappy.parquet")),
+        },
+        RequestKind::UserHit => SyntheticRequest {
+            user: pick(IdentifierType::User, rng).unwrap_or_default(),
+            groups: noise_groups(rng, 8),
+            path: miss_path,
+        },
+        RequestKind::GroupHit => {
+            let mut groups = noise_groups(rng, 7);
+            groups.insert(rng.below(8), pick(IdentifierType::Group, rng).unwrap_or_default());
+            SyntheticRequest { user: "unmapped-user".to_owned(), groups, path: miss_path }
+        }
+        RequestKind::Fallback => {
+            SyntheticRequest { user: "unmapped-user".to_owned(), groups: noise_groups(rng, 8), path: miss_path }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ResolverBuilder, S3Path};
+
+    #[test]
+    fn configs_are_valid_reproducible_and_mixed() {
+        let text = config_json(500, 7);
+        assert_eq!(text, config_json(500, 7));
+        let config = SecurityConfiguration::from_json(&text).unwrap();
+        assert_eq!(config.mappings().len(), 500);
+        let prefixes = config.mappings().iter().filter(|m| m.identifier_type() == IdentifierType::Prefix).count();
+        assert!((150..250).contains(&prefixes), "{prefixes} prefix mappings");
+    }
+
+    #[test]
+    fn requests_hit_what_they_aim_at() {
+        let config = SecurityConfiguration::from_json(&config_json(200, 1)).unwrap();
+        let resolver = ResolverBuilder::new().build(&config).unwrap();
+        let mut rng = SplitMix64::new(3);
+        for (kind, expected) in [
+            (RequestKind::PrefixHit, Some(IdentifierType::Prefix)),
+            (RequestKind::UserHit, Some(IdentifierType::User)),
+            (RequestKind::GroupHit, Some(IdentifierType::Group)),
+            (RequestKind::Fallback, None),
+        ] {
+            for _ in 0..50 {
+                let r = request(&config, kind, &mut rng);
+                let path = S3Path::parse(&r.path).unwrap();
+                let principal = resolver.prepare(Some(&r.user), &r.groups);
+                let resolution = principal.resolve(Some(&path));
+                assert_eq!(resolution.mapping().map(|m| m.identifier_type), expected, "{kind:?} {r:?}");
+            }
+        }
+    }
+}
