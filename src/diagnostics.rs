@@ -114,7 +114,8 @@ pub struct Location {
 }
 
 impl Location {
-    /// The location of byte `offset` in `text` (clamped to the end of the text).
+    /// The location of byte `offset` in `text` (clamped to the end of the text). A leading byte-order mark
+    /// is not a column: editors do not show it.
     pub(crate) fn of_offset(text: &str, offset: usize) -> Location {
         let mut offset = offset.min(text.len());
         while !text.is_char_boundary(offset) {
@@ -123,9 +124,15 @@ impl Location {
         let before = &text[..offset];
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
-        let column = before[line_start..].chars().count() + 1;
+        let line_text = if line_start == 0 { without_bom(before) } else { &before[line_start..] };
+        let column = line_text.chars().count() + 1;
         Location { line: saturate(line), column: saturate(column) }
     }
+}
+
+/// `text` without a leading byte-order mark.
+fn without_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
 }
 
 fn saturate(n: usize) -> u32 {
@@ -275,6 +282,7 @@ fn render_one(out: &mut String, d: &Diagnostic, source: &str, file_name: &str) {
     let pointer = if d.pointer.is_empty() { "(document root)" } else { d.pointer.as_str() };
     let _ = writeln!(out, "  --> {place}:{}:{} at {pointer}", d.line, d.column);
     if let Some(text) = source.lines().nth((d.line as usize).saturating_sub(1)) {
+        let text = if d.line == 1 { without_bom(text) } else { text };
         let number = d.line.to_string();
         let gutter = " ".repeat(number.len());
         let (shown, caret_at) = clip_line(text, d.column as usize);
@@ -320,6 +328,9 @@ mod tests {
         assert_eq!(Location::of_offset(text, 3), Location { line: 2, column: 1 });
         assert_eq!(Location::of_offset(text, 5), Location { line: 2, column: 2 });
         assert_eq!(Location::of_offset(text, 4), Location { line: 2, column: 1 }, "inside a character");
+        let bom = "\u{feff}[1]";
+        assert_eq!(Location::of_offset(bom, 3), Location { line: 1, column: 1 }, "a byte-order mark is no column");
+        assert_eq!(Location::of_offset(bom, 4), Location { line: 1, column: 2 });
     }
 
     #[test]

@@ -169,7 +169,7 @@ impl<'t> Validator<'t> {
 
     /// Recognises the form of a document and validates its role mappings.
     fn document(&mut self, root: &Node, form: InputForm, options: &ResolverOptions) -> Option<SecurityConfiguration> {
-        let Value::Object(_) = root.value else {
+        let Value::Object(root_members) = &root.value else {
             self.error_at(
                 Code::UnrecognizedDocument,
                 format!("the security configuration is {}, not a JSON object", root.value.type_name()),
@@ -179,14 +179,24 @@ impl<'t> Validator<'t> {
             );
             return None;
         };
-        let (form, path): (InputForm, &[&str]) =
-            if root.get("RoleMappings").is_some() && form != InputForm::DescribeOutput {
-                (InputForm::RoleMappings, &["RoleMappings"])
-            } else if root.get("EmrFsConfiguration").is_some() && form != InputForm::DescribeOutput {
-                (InputForm::EmrFsConfiguration, &["EmrFsConfiguration", "RoleMappings"])
-            } else {
-                (form, &["AuthorizationConfiguration", "EmrFsConfiguration", "RoleMappings"])
-            };
+        // A bare form is recognised by its key, or failing every exact key, by a near miss of it (such as
+        // `RoleMapping`), so that the error below names the misspelled key instead of the full form's path.
+        let bare = form != InputForm::DescribeOutput;
+        let exact = |key: &str| root.get(key).is_some();
+        let near = |key: &str| {
+            !exact("AuthorizationConfiguration") && closest(key, root_members.iter().map(|m| m.key.as_str())).is_some()
+        };
+        let (form, path): (InputForm, &[&str]) = if bare && exact("RoleMappings") {
+            (InputForm::RoleMappings, &["RoleMappings"])
+        } else if bare && exact("EmrFsConfiguration") {
+            (InputForm::EmrFsConfiguration, &["EmrFsConfiguration", "RoleMappings"])
+        } else if bare && near("RoleMappings") {
+            (InputForm::RoleMappings, &["RoleMappings"])
+        } else if bare && near("EmrFsConfiguration") {
+            (InputForm::EmrFsConfiguration, &["EmrFsConfiguration", "RoleMappings"])
+        } else {
+            (form, &["AuthorizationConfiguration", "EmrFsConfiguration", "RoleMappings"])
+        };
         let mut node = root;
         let mut pointer = String::new();
         for key in path {
@@ -197,17 +207,25 @@ impl<'t> Validator<'t> {
             match members.iter().find(|m| m.key == *key) {
                 Some(member) => node = &member.value,
                 None => {
-                    let near = closest(key, members.iter().map(|m| m.key.as_str()));
-                    let help = match near {
-                        Some(found) => format!("found `{found}`; did you mean `{key}`?"),
-                        None => format!("EMRFS role mappings live at `/{}`", path.join("/")),
-                    };
                     let at = if pointer.is_empty() { "the document".to_owned() } else { format!("`{pointer}`") };
+                    // Point at a misspelled key when there is one, otherwise at the object that lacks the key.
+                    let near = closest(key, members.iter().map(|m| m.key.as_str()))
+                        .and_then(|found| members.iter().find(|m| m.key == found));
+                    let (at_pointer, offset, help) = match near {
+                        Some(found) => {
+                            let mut found_pointer = pointer.clone();
+                            push_pointer_token(&mut found_pointer, &found.key);
+                            (found_pointer, found.key_offset, format!("found `{}`; did you mean `{key}`?", found.key))
+                        }
+                        None => {
+                            (pointer.clone(), node.offset, format!("EMRFS role mappings live at `/{}`", path.join("/")))
+                        }
+                    };
                     self.error_at(
                         Code::MissingRoleMappings,
                         format!("{at} has no `{key}`, so there are no role mappings"),
-                        &pointer,
-                        node.offset,
+                        &at_pointer,
+                        offset,
                         help,
                     );
                     return None;
