@@ -46,7 +46,7 @@ pub fn check(bytes: &[u8], options: &ResolverOptions) -> Checked {
             let mut v = Validator::new(&lossy, None);
             v.error_at(
                 Code::InvalidUtf8,
-                format!("the file is not valid UTF-8 (byte {} is invalid)", e.valid_up_to()),
+                format!("the file is not valid UTF-8: invalid byte at offset {}", e.valid_up_to()),
                 "",
                 e.valid_up_to(),
                 "save the configuration as UTF-8; JSON documents must be UTF-8",

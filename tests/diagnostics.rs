@@ -112,8 +112,8 @@ fn json_syntax_trailing_comma_in_an_array() {
   ]
 }"#,
     );
-    assert_at(&d, Code::JsonSyntax, "", 3, 107);
-    assert_says(&d, &["unexpected `]`"], &["trailing commas"]);
+    assert_at(&d, Code::JsonSyntax, "", 3, 106);
+    assert_says(&d, &["trailing comma before `]`"], &["remove this one"]);
 }
 
 #[test]
@@ -129,8 +129,8 @@ fn json_syntax_trailing_comma_in_an_object() {
   ]
 }"#,
     );
-    assert_at(&d, Code::JsonSyntax, "", 7, 5);
-    assert_says(&d, &["unexpected `}`", "object key"], &["trailing commas"]);
+    assert_at(&d, Code::JsonSyntax, "", 6, 31);
+    assert_says(&d, &["trailing comma before `}`"], &["remove this one"]);
 }
 
 #[test]
@@ -477,7 +477,7 @@ fn unknown_key_identifier_suggests_identifiers() {
         [("missing-key", "/RoleMappings/0"), ("unknown-key", "/RoleMappings/0/Identifier")]
     );
     assert_at(&all[0], Code::MissingKey, "/RoleMappings/0", 2, 3);
-    assert_says(&all[0], &["no `Identifiers`"], &["add `Identifiers`"]);
+    assert_says(&all[0], &["no `Identifiers`"], &["found `Identifier`; rename it to `Identifiers`"]);
     assert_at(&all[1], Code::UnknownKey, "/RoleMappings/0/Identifier", 5, 5);
     assert_says(&all[1], &["unknown key `Identifier`"], &["did you mean `Identifiers`?"]);
 }

@@ -191,7 +191,7 @@ impl Parser<'_> {
             members.push(Member { key, key_offset, value });
             self.skip_ws();
             match self.bytes.get(self.pos) {
-                Some(b',') => self.pos += 1,
+                Some(b',') => self.comma(b'}')?,
                 Some(b'}') => {
                     self.pos += 1;
                     return Ok(Value::Object(members));
@@ -218,7 +218,7 @@ impl Parser<'_> {
             pointer.truncate(parent_len);
             self.skip_ws();
             match self.bytes.get(self.pos) {
-                Some(b',') => self.pos += 1,
+                Some(b',') => self.comma(b']')?,
                 Some(b']') => {
                     self.pos += 1;
                     return Ok(Value::Array(items));
@@ -226,6 +226,21 @@ impl Parser<'_> {
                 _ => return Err(self.unexpected("`,` or `]` after an array element")),
             }
         }
+    }
+
+    /// Consumes a `,` and rejects a `close` right after it (a trailing comma), pointing at the comma.
+    fn comma(&mut self, close: u8) -> Result<(), SyntaxError> {
+        let comma = self.pos;
+        self.pos += 1;
+        self.skip_ws();
+        if self.bytes.get(self.pos) == Some(&close) {
+            return Err(SyntaxError {
+                offset: comma,
+                message: format!("trailing comma before `{}`", close as char),
+                help: "JSON allows no trailing commas; remove this one",
+            });
+        }
+        Ok(())
     }
 
     fn keyword(&mut self, word: &'static str, value: Value) -> Result<Value, SyntaxError> {
