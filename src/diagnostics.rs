@@ -114,20 +114,74 @@ pub struct Location {
 }
 
 impl Location {
-    /// The location of byte `offset` in `text` (clamped to the end of the text). A leading byte-order mark
-    /// is not a column: editors do not show it.
+    /// The location of byte `offset` in `text` (clamped to the end of the text).
+    #[cfg(test)]
     pub(crate) fn of_offset(text: &str, offset: usize) -> Location {
-        let mut offset = offset.min(text.len());
-        while !text.is_char_boundary(offset) {
+        Locator::new(text).locate(offset)
+    }
+}
+
+/// Turns byte offsets into locations in time proportional to the text, not to text × queries.
+///
+/// Queries in increasing order (as a document walk makes them) continue from the previous answer; an
+/// earlier offset restarts from the nearest checkpoint (one every [`Locator::STRIDE`] bytes), so even a
+/// minified one-line document answers any query in bounded time. A leading byte-order mark is not a
+/// column: editors do not show it.
+#[derive(Debug, Clone)]
+pub(crate) struct Locator<'t> {
+    text: &'t str,
+    /// `(offset, location)` at character boundaries about every `STRIDE` bytes, the first after any BOM.
+    checkpoints: Vec<(usize, Location)>,
+    /// The last answer: its offset and location.
+    cursor: (usize, Location),
+}
+
+impl<'t> Locator<'t> {
+    const STRIDE: usize = 4096;
+
+    pub(crate) fn new(text: &'t str) -> Self {
+        let first = if text.starts_with('\u{feff}') { '\u{feff}'.len_utf8() } else { 0 };
+        let start = (first, Location { line: 1, column: 1 });
+        let mut checkpoints = vec![start];
+        let mut at = start;
+        while at.0 + Self::STRIDE < text.len() {
+            let mut next = at.0 + Self::STRIDE;
+            while !text.is_char_boundary(next) {
+                next += 1;
+            }
+            at = (next, advance(text, at, next));
+            checkpoints.push(at);
+        }
+        Locator { text, checkpoints, cursor: start }
+    }
+
+    /// The location of byte `offset` (clamped to the text, and back to the start of a character).
+    pub(crate) fn locate(&mut self, offset: usize) -> Location {
+        let mut offset = offset.min(self.text.len()).max(self.checkpoints[0].0);
+        while !self.text.is_char_boundary(offset) {
             offset -= 1;
         }
-        let before = &text[..offset];
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
-        let line_text = if line_start == 0 { without_bom(before) } else { &before[line_start..] };
-        let column = line_text.chars().count() + 1;
-        Location { line: saturate(line), column: saturate(column) }
+        let from = if offset >= self.cursor.0 {
+            self.cursor
+        } else {
+            self.checkpoints[self.checkpoints.partition_point(|&(o, _)| o <= offset) - 1]
+        };
+        let location = advance(self.text, from, offset);
+        self.cursor = (offset, location);
+        location
     }
+}
+
+/// The location of `to`, counting from the known location of an earlier offset.
+fn advance(text: &str, (from, mut location): (usize, Location), to: usize) -> Location {
+    for &b in &text.as_bytes()[from..to] {
+        if b == b'\n' {
+            location = Location { line: location.line.saturating_add(1), column: 1 };
+        } else if b & 0xC0 != 0x80 {
+            location.column = location.column.saturating_add(1);
+        }
+    }
+    location
 }
 
 /// `text` without a leading byte-order mark.
@@ -331,6 +385,34 @@ mod tests {
         let bom = "\u{feff}[1]";
         assert_eq!(Location::of_offset(bom, 3), Location { line: 1, column: 1 }, "a byte-order mark is no column");
         assert_eq!(Location::of_offset(bom, 4), Location { line: 1, column: 2 });
+    }
+
+    #[test]
+    fn locator_answers_queries_in_any_order() {
+        let text = "\u{feff}{\"a\": \"é\",\n  \"b\": [1,\n\n 2]}";
+        let naive = |offset: usize| {
+            let before = &text[3..offset.max(3)];
+            let line = before.matches('\n').count() as u32 + 1;
+            let column = before.rsplit('\n').next().unwrap_or("").chars().count() as u32 + 1;
+            Location { line, column }
+        };
+        let offsets: Vec<usize> = (0..=text.len()).filter(|&o| text.is_char_boundary(o)).collect();
+        let mut locator = Locator::new(text);
+        assert_eq!(locator.checkpoints.len(), 1);
+        for &o in offsets.iter().chain(offsets.iter().rev()).chain(offsets.iter().step_by(3)) {
+            assert_eq!(locator.locate(o), naive(o), "offset {o}");
+        }
+    }
+
+    #[test]
+    fn checkpoints_serve_earlier_offsets_in_long_lines() {
+        let text = format!("[{}\"é\"]", "1,".repeat(10_000));
+        let mut locator = Locator::new(&text);
+        assert!(locator.checkpoints.len() > 4);
+        let end = text.len() - 1;
+        assert_eq!(locator.locate(end), Location { line: 1, column: 20_005 });
+        assert_eq!(locator.locate(9_001), Location { line: 1, column: 9_002 });
+        assert_eq!(locator.locate(end), Location { line: 1, column: 20_005 });
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use crate::compile::{ResolverOptions, glob};
 use crate::config::json::{self, Member, Node, Value, push_pointer_token};
 use crate::config::{Identifier, IdentifierType, InputForm, RoleArn, RoleMapping, SecurityConfiguration};
-use crate::diagnostics::{Code, Diagnostic, Diagnostics, Location, Severity};
+use crate::diagnostics::{Code, Diagnostic, Diagnostics, Location, Locator, Severity};
 use crate::s3path::S3Path;
 
 /// The keys of one role mapping, all required.
@@ -87,13 +87,14 @@ pub fn check(bytes: &[u8], options: &ResolverOptions) -> Checked {
 
 struct Validator<'t> {
     text: &'t str,
+    locator: Locator<'t>,
     embedded_in: Option<String>,
     diagnostics: Vec<Diagnostic>,
 }
 
 impl<'t> Validator<'t> {
     fn new(text: &'t str, embedded_in: Option<String>) -> Self {
-        Validator { text, embedded_in, diagnostics: Vec::new() }
+        Validator { text, locator: Locator::new(text), embedded_in, diagnostics: Vec::new() }
     }
 
     fn finish(self, config: Option<SecurityConfiguration>, document: &str, embedded: Option<String>) -> Checked {
@@ -103,8 +104,8 @@ impl<'t> Validator<'t> {
         Checked { config, diagnostics }
     }
 
-    fn location(&self, offset: usize) -> Location {
-        Location::of_offset(self.text, offset)
+    fn location(&mut self, offset: usize) -> Location {
+        self.locator.locate(offset)
     }
 
     fn error_at(
@@ -269,6 +270,7 @@ impl<'t> Validator<'t> {
             self.wrong_type(pointer, node, "a role mapping object");
             return None;
         };
+        let location = self.location(node.offset);
         let mut valid = true;
         for member in members.iter().filter(|m| !MAPPING_KEYS.contains(&m.key.as_str())) {
             let mut key_pointer = pointer.to_owned();
@@ -317,7 +319,7 @@ impl<'t> Validator<'t> {
         let (Some(role), Some(identifier_type), Some(identifiers)) = (role, identifier_type, identifiers) else {
             return None;
         };
-        valid.then(|| RoleMapping::new(role, identifier_type, identifiers, self.location(node.offset)))
+        valid.then(|| RoleMapping::new(role, identifier_type, identifiers, location))
     }
 
     fn role(&mut self, node: &Node, pointer: &str) -> Option<RoleArn> {
