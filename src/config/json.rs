@@ -471,4 +471,316 @@ mod tests {
         let parsed = parse("\u{feff}{}").unwrap();
         assert_eq!(parsed.root.offset, 3);
     }
+
+    /// Differential tests against `serde_json` on generated documents and corrupted variants of them.
+    ///
+    /// Both parsers must accept the same texts and read the same values, except where they differ on
+    /// purpose: a leading byte-order mark (we accept it), nesting of 128 levels or more (`serde_json`
+    /// stops at 127, we at 128), and a number too large for an `f64` (`serde_json` rejects it; RFC 8259
+    /// §9 lets a parser limit ranges, and ours keeps numbers as text). Duplicate keys are no exception:
+    /// both accept them, and the last one wins in the converted value as in `serde_json`'s.
+    mod differential {
+        use proptest::prelude::*;
+        use proptest::sample::{Index, select};
+        use serde_json::Value as Serde;
+
+        use super::*;
+
+        fn to_serde(node: &Node) -> Serde {
+            match &node.value {
+                Value::Null => Serde::Null,
+                Value::Bool(b) => Serde::Bool(*b),
+                Value::Number(text) => serde_json::from_str(text).expect("an accepted number parses alone"),
+                Value::String(s) => Serde::String(s.clone()),
+                Value::Array(items) => Serde::Array(items.iter().map(to_serde).collect()),
+                Value::Object(members) => {
+                    let mut map = serde_json::Map::new();
+                    for m in members {
+                        map.insert(m.key.clone(), to_serde(&m.value));
+                    }
+                    Serde::Object(map)
+                }
+            }
+        }
+
+        /// Every recorded offset points at the text of its value or key.
+        fn check_offsets(text: &str, node: &Node) -> Result<(), TestCaseError> {
+            let at = &text[node.offset..];
+            let starts = match &node.value {
+                Value::Null => at.starts_with("null"),
+                Value::Bool(b) => at.starts_with(if *b { "true" } else { "false" }),
+                Value::Number(number) => at.starts_with(number.as_str()),
+                Value::String(_) => at.starts_with('"'),
+                Value::Array(_) => at.starts_with('['),
+                Value::Object(_) => at.starts_with('{'),
+            };
+            prop_assert!(starts, "offset {} of {:?} in {:?}", node.offset, node.value, text);
+            match &node.value {
+                Value::Array(items) => items.iter().try_for_each(|item| check_offsets(text, item)),
+                Value::Object(members) => members.iter().try_for_each(|m| {
+                    prop_assert!(text[m.key_offset..].starts_with('"'), "key offset {} in {:?}", m.key_offset, text);
+                    check_offsets(text, &m.value)
+                }),
+                _ => Ok(()),
+            }
+        }
+
+        /// The deepest nesting of `[` and `{` outside strings (an upper bound of what a parser reaches).
+        fn nesting(text: &str) -> usize {
+            let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+            for b in text.bytes() {
+                match (in_string, escaped, b) {
+                    (true, true, _) => escaped = false,
+                    (true, false, b'\\') => escaped = true,
+                    (true, false, b'"') | (false, _, b'"') => in_string = !in_string,
+                    (false, _, b'[' | b'{') => {
+                        depth += 1;
+                        deepest = deepest.max(depth);
+                    }
+                    (false, _, b']' | b'}') => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+            }
+            deepest
+        }
+
+        /// Whether both parsers agree on `text`: same acceptance, same value, right offsets.
+        fn agrees_with_serde_json(text: &str) -> Result<(), TestCaseError> {
+            if text.starts_with('\u{feff}') || nesting(text) >= 128 {
+                return Ok(());
+            }
+            match (parse(text), serde_json::from_str::<Serde>(text)) {
+                (Ok(ours), Ok(theirs)) => {
+                    prop_assert_eq!(to_serde(&ours.root), theirs, "values differ for {:?}", text);
+                    check_offsets(text, &ours.root)
+                }
+                (Err(_), Err(_)) => Ok(()),
+                (Ok(_), Err(e)) if e.to_string().starts_with("number out of range") => Ok(()),
+                (ours, theirs) => Err(TestCaseError::fail(format!(
+                    "parsers disagree on {text:?}: ours {:?}, serde_json {:?}",
+                    ours.map(|p| p.root.value).err(),
+                    theirs.err().map(|e| e.to_string())
+                ))),
+            }
+        }
+
+        const SPECIAL_CHARS: &[char] =
+            &['"', '\\', '/', '\0', '\u{1f}', '\u{7f}', 'é', '\u{2028}', '\u{feff}', '\u{ffff}', '😀', 'u'];
+
+        /// A string literal: each character raw, as a short escape, or as `\uXXXX` (a surrogate pair
+        /// above the Basic Multilingual Plane) in either case of hex digits.
+        fn string_literal() -> impl Strategy<Value = String> {
+            let c = prop_oneof![3 => any::<char>(), 1 => select(SPECIAL_CHARS)];
+            prop::collection::vec((c, 0u8..5), 0..8).prop_map(|chars| {
+                let mut out = String::from('"');
+                for (c, style) in chars {
+                    let short = match c {
+                        '"' => Some("\\\""),
+                        '\\' => Some("\\\\"),
+                        '/' => Some("\\/"),
+                        '\u{8}' => Some("\\b"),
+                        '\u{c}' => Some("\\f"),
+                        '\n' => Some("\\n"),
+                        '\r' => Some("\\r"),
+                        '\t' => Some("\\t"),
+                        _ => None,
+                    };
+                    let must_escape = c == '"' || c == '\\' || c < ' ';
+                    match (style, short) {
+                        (0 | 1, _) if !must_escape => out.push(c),
+                        (0..=2, Some(short)) => out.push_str(short),
+                        _ => {
+                            for unit in c.encode_utf16(&mut [0; 2]) {
+                                let _ = if style == 4 {
+                                    write!(out, "\\u{unit:04X}")
+                                } else {
+                                    write!(out, "\\u{unit:04x}")
+                                };
+                            }
+                        }
+                    }
+                }
+                out.push('"');
+                out
+            })
+        }
+
+        /// Numbers in every form of the grammar; exponents stay below the range of `f64`.
+        fn number() -> impl Strategy<Value = String> {
+            prop::string::string_regex("-?(0|[1-9][0-9]{0,24})(\\.[0-9]{1,24})?([eE][+-]?[0-9]{1,2})?").unwrap()
+        }
+
+        fn ws() -> impl Strategy<Value = String> {
+            prop_oneof![3 => Just(String::new()), 1 => prop::string::string_regex("[ \t\n\r]{1,3}").unwrap()]
+        }
+
+        fn key() -> impl Strategy<Value = String> {
+            prop_oneof![2 => string_literal(), 1 => select(&["\"a\"", "\"b\"", "\"\\u0061\""][..]).prop_map(str::to_owned)]
+        }
+
+        /// A valid JSON document of nesting depth at most 6.
+        fn document() -> impl Strategy<Value = String> {
+            let leaf = prop_oneof![
+                Just("null".to_owned()),
+                Just("true".to_owned()),
+                Just("false".to_owned()),
+                number(),
+                string_literal(),
+            ];
+            let value = leaf.prop_recursive(6, 48, 4, |inner| {
+                let item = (ws(), inner.clone(), ws()).prop_map(|(a, v, b)| format!("{a}{v}{b}"));
+                let member = (ws(), key(), ws(), ws(), inner, ws())
+                    .prop_map(|(a, k, b, c, v, d)| format!("{a}{k}{b}:{c}{v}{d}"));
+                prop_oneof![
+                    (ws(), prop::collection::vec(item, 0..4)).prop_map(|(w, items)| if items.is_empty() {
+                        format!("[{w}]")
+                    } else {
+                        format!("[{}]", items.join(","))
+                    }),
+                    (ws(), prop::collection::vec(member, 0..4)).prop_map(|(w, ms)| if ms.is_empty() {
+                        format!("{{{w}}}")
+                    } else {
+                        format!("{{{}}}", ms.join(","))
+                    }),
+                ]
+            });
+            (ws(), value, ws()).prop_map(|(a, v, b)| format!("{a}{v}{b}"))
+        }
+
+        #[derive(Debug, Clone)]
+        enum Edit {
+            Truncate(Index),
+            Insert(Index, u8),
+            Delete(Index),
+            Replace(Index, u8),
+        }
+
+        const BYTES: &[u8] =
+            b"{}[],:\"\\/0123456789-+.eEtrufalsn \t\n\r\x0b\x0c\x00\x1f\x7f\x80\xbf\xc3\xa9\xed\xa0\xef\xbb\xff";
+
+        fn byte() -> impl Strategy<Value = u8> {
+            prop_oneof![3 => select(BYTES), 1 => any::<u8>()]
+        }
+
+        fn edit() -> impl Strategy<Value = Edit> {
+            prop_oneof![
+                1 => any::<Index>().prop_map(Edit::Truncate),
+                3 => (any::<Index>(), byte()).prop_map(|(i, b)| Edit::Insert(i, b)),
+                3 => any::<Index>().prop_map(Edit::Delete),
+                3 => (any::<Index>(), byte()).prop_map(|(i, b)| Edit::Replace(i, b)),
+            ]
+        }
+
+        /// A valid document with one to three byte edits, read back as UTF-8 (invalid bytes replaced).
+        fn corrupted() -> impl Strategy<Value = String> {
+            (document(), prop::collection::vec(edit(), 1..=3)).prop_map(|(doc, edits)| {
+                let mut bytes = doc.into_bytes();
+                for edit in edits {
+                    let len = bytes.len();
+                    match edit {
+                        Edit::Truncate(i) => bytes.truncate(i.index(len + 1)),
+                        Edit::Insert(i, b) => bytes.insert(i.index(len + 1), b),
+                        Edit::Delete(i) if len > 0 => drop(bytes.remove(i.index(len))),
+                        Edit::Replace(i, b) if len > 0 => bytes[i.index(len)] = b,
+                        Edit::Delete(_) | Edit::Replace(..) => {}
+                    }
+                }
+                String::from_utf8_lossy(&bytes).into_owned()
+            })
+        }
+
+        const TOKENS: &[&str] = &[
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            "\"",
+            "\"a\"",
+            "\"\\u",
+            "\\ud800",
+            "\\udc00",
+            "\\uDBFF\\uDFFF",
+            "\\u0041",
+            "\\u00e9",
+            "\\",
+            "\\n",
+            "\\x",
+            "\\u12",
+            "0",
+            "-",
+            "1",
+            "9",
+            ".",
+            "e",
+            "E",
+            "+",
+            "00",
+            "-0",
+            "1.5e-3",
+            "true",
+            "fals",
+            "null",
+            "nul",
+            " ",
+            "\n",
+            "\t",
+            "\r",
+            "\u{b}",
+            "\u{c}",
+            "\u{a0}",
+            "\u{feff}",
+            "é",
+            "\u{1}",
+            "\u{7f}",
+            "/",
+            "//",
+            "/*",
+            "'",
+            "NaN",
+            "Infinity",
+        ];
+
+        /// Concatenated JSON-ish tokens: mostly invalid, sometimes valid, often at a boundary of the grammar.
+        fn token_soup() -> impl Strategy<Value = String> {
+            prop::collection::vec(select(TOKENS), 0..12).prop_map(|tokens| tokens.concat())
+        }
+
+        /// Number-like text with the grammar's parts often missing or doubled (`-`, `00`, `1.`, `1e+-5`),
+        /// alone or as an array element.
+        fn number_soup() -> impl Strategy<Value = String> {
+            let number = "-{0,2}[0-9]{0,3}\\.?[0-9]{0,2}([eE][+-]{0,2}[0-9]{0,2})?[.eE]?";
+            (prop::string::string_regex(number).unwrap(), any::<bool>())
+                .prop_map(|(n, in_array)| if in_array { format!("[{n}]") } else { n })
+        }
+
+        const STRING_PARTS: &[&str] = &[
+            "a", "é", " ", "'", "\"", "\\", "\\/", "\\b", "\\x", "\\u", "\\u00", "\\u0041", "\\ud800", "\\udbff",
+            "\\udc00", "\\udfff", "\\uD83D", "\\uDE00", "\u{0}", "\u{1f}", "\u{7f}", "\t",
+        ];
+
+        /// A quoted run of escape fragments and raw characters: surrogates paired or not, cut escapes,
+        /// raw control characters.
+        fn string_soup() -> impl Strategy<Value = String> {
+            prop::collection::vec(select(STRING_PARTS), 0..5).prop_map(|parts| format!("\"{}\"", parts.concat()))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4000))]
+
+            #[test]
+            fn valid_documents_read_as_serde_json_reads_them(text in document()) {
+                prop_assert!(parse(&text).is_ok(), "rejected the valid document {:?}", text);
+                agrees_with_serde_json(&text)?;
+            }
+
+            #[test]
+            fn accepts_exactly_what_serde_json_accepts(
+                text in prop_oneof![3 => corrupted(), 2 => token_soup(), 1 => number_soup(), 1 => string_soup()]
+            ) {
+                agrees_with_serde_json(&text)?;
+            }
+        }
+    }
 }

@@ -1,0 +1,606 @@
+//! The compiled [`Resolver`] equals the [`ReferenceResolver`] on generated configurations and requests.
+//!
+//! Configurations are generated as JSON text and read with [`SecurityConfiguration::from_json`], so the
+//! parser and the validator run on every case. Names, buckets and key segments come from tiny alphabets
+//! so that identifiers collide, repeat and share prefixes; requests are built mostly by mutating a real
+//! identifier of the configuration, so most of them hit (`generated_requests_mostly_hit` proves it).
+//!
+//! Invalid globs (`[ab`, `u{1`, ...) are generated on purpose in a few configurations: with globs on,
+//! both resolvers and the validator must then reject the configuration with the same error; with globs
+//! off they are ordinary characters and the configuration resolves like any other.
+
+use emrfs_rolemap::{
+    Explanation, IdentifierType, PrefixMatch, ReferenceResolver, Request, Resolution, ResolverBuilder, ResolverOptions,
+    RoleArn, S3Path, SecurityConfiguration, Verdict, check,
+};
+use proptest::prelude::*;
+use proptest::sample::{Index, select};
+use proptest::strategy::ValueTree;
+use proptest::test_runner::FileFailurePersistence;
+use proptest::test_runner::TestRunner;
+
+// ---------------------------------------------------------------------------------------------------
+// Configurations
+
+const USERS: &[&str] = &["u0", "u1", "u2", "u3", "u4", "u5", "U1", "u1x", "g0"];
+const USER_GLOBS: &[&str] = &["u*", "u?", "U?", "[ab]*", "u[0-2]", "{u1,u4}", "g*"];
+const GROUPS: &[&str] = &["g0", "g1", "g2", "g3", "g4", "g5", "G1", "g1x", "u0"];
+const GROUP_GLOBS: &[&str] = &["g?", "g*", "G?", "[ab]*", "g[3-5]", "{g1,u1}", "u*"];
+const BUCKETS: &[&str] = &["b", "ba", "bar", "barn"];
+const SEGMENTS: &[&str] = &["a", "ab", "abc", "x", ""];
+const SCHEMES: &[&str] = &["s3", "s3", "s3a", "s3n", "S3A"];
+const PREFIX_GLOBS: &[&str] = &[
+    "s3://ba*/a",
+    "s3://b/{a,x}/",
+    "s3://ba?",
+    "s3://bar/a*",
+    "s3://bar/*/x",
+    "s3://b*",
+    "s3://bar/[ab]*",
+    "s3://bar/a?c",
+    "s3a://ba[rn]/ab",
+];
+/// Each is an invalid glob when globs are on, and a valid literal identifier of its type when off.
+const INVALID_NAME_GLOBS: &[&str] = &["[ab", "u{1", "g[z-a]"];
+const INVALID_PREFIX_GLOBS: &[&str] = &["s3://b/[a", "s3://bar/{a", "s3://ba[/x"];
+
+/// How the configuration document wraps its `RoleMappings` (SEMANTICS §1).
+#[derive(Debug, Clone, Copy)]
+enum Form {
+    RoleMappings,
+    EmrFs,
+    Full,
+    Describe,
+}
+
+#[derive(Debug, Clone)]
+struct MappingSpec {
+    kind: IdentifierType,
+    role: u8,
+    identifiers: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct ConfigSpec {
+    mappings: Vec<MappingSpec>,
+    form: Form,
+    /// Write `/` as `\/` and `a` as `\u0061` in every string, and pretty-print.
+    escaped: bool,
+}
+
+fn key() -> impl Strategy<Value = String> {
+    (prop::collection::vec(select(SEGMENTS), 1..=3), prop::bool::weighted(0.3)).prop_map(|(segments, slash)| {
+        let mut key = segments.join("/");
+        if slash {
+            key.push('/');
+        }
+        key
+    })
+}
+
+/// A literal `s3://BUCKET[/KEY]`: bare buckets, `BUCKET/`, and keys of shared segments.
+fn literal_prefix() -> impl Strategy<Value = String> {
+    let key = prop_oneof![1 => Just(None), 1 => Just(Some(String::new())), 6 => key().prop_map(Some)];
+    (select(SCHEMES), select(BUCKETS), key).prop_map(|(scheme, bucket, key)| match key {
+        None => format!("{scheme}://{bucket}"),
+        Some(key) => format!("{scheme}://{bucket}/{key}"),
+    })
+}
+
+/// A literal prefix with one character after `://` turned into `*` or `?`.
+fn mutated_prefix_glob() -> impl Strategy<Value = String> {
+    (literal_prefix(), any::<Index>(), select(&["*", "?"][..])).prop_map(|(prefix, at, glob)| {
+        let start = prefix.find("://").map_or(0, |i| i + 3);
+        let at = start + at.index(prefix.len() - start);
+        let mut out = prefix;
+        out.replace_range(at..=at, glob);
+        out
+    })
+}
+
+fn one_of(pool: &'static [&'static str]) -> impl Strategy<Value = String> {
+    select(pool).prop_map(str::to_owned)
+}
+
+fn identifier(kind: IdentifierType) -> BoxedStrategy<String> {
+    match kind {
+        IdentifierType::User => prop_oneof![10 => one_of(USERS), 1 => one_of(USER_GLOBS)].boxed(),
+        IdentifierType::Group => prop_oneof![10 => one_of(GROUPS), 1 => one_of(GROUP_GLOBS)].boxed(),
+        IdentifierType::Prefix => {
+            prop_oneof![12 => literal_prefix(), 1 => one_of(PREFIX_GLOBS), 1 => mutated_prefix_glob()].boxed()
+        }
+    }
+}
+
+fn mapping() -> impl Strategy<Value = MappingSpec> {
+    let kind = prop_oneof![
+        Just(IdentifierType::User),
+        Just(IdentifierType::Group),
+        Just(IdentifierType::Prefix),
+        Just(IdentifierType::Prefix),
+    ];
+    kind.prop_flat_map(|kind| {
+        (0..6u8, prop::collection::vec(identifier(kind), 1..=5), prop::option::weighted(0.15, any::<Index>())).prop_map(
+            move |(role, mut identifiers, duplicate)| {
+                if let Some(i) = duplicate {
+                    identifiers.push(i.get(&identifiers).clone());
+                }
+                MappingSpec { kind, role, identifiers }
+            },
+        )
+    })
+}
+
+/// Edits applied to the generated mappings: copy an identifier into a later mapping of the same type
+/// (duplicates across mappings), or plant an invalid glob.
+#[derive(Debug, Clone)]
+enum Edit {
+    Copy { from: Index, to: Index, which: Index },
+    InvalidGlob { at: Index, which: Index },
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        24 => (any::<Index>(), any::<Index>(), any::<Index>()).prop_map(|(from, to, which)| Edit::Copy { from, to, which }),
+        1 => (any::<Index>(), any::<Index>()).prop_map(|(at, which)| Edit::InvalidGlob { at, which }),
+    ]
+}
+
+fn config() -> impl Strategy<Value = ConfigSpec> {
+    let form = prop_oneof![4 => Just(Form::RoleMappings), 1 => Just(Form::EmrFs), 1 => Just(Form::Full), 1 => Just(Form::Describe)];
+    (prop::collection::vec(mapping(), 1..=40), prop::collection::vec(edit(), 0..=3), form, prop::bool::weighted(0.2))
+        .prop_map(|(mut mappings, edits, form, escaped)| {
+            for edit in edits {
+                match edit {
+                    Edit::Copy { from, to, which } => {
+                        let (from, to) = (from.index(mappings.len()), to.index(mappings.len()));
+                        if mappings[from].kind == mappings[to].kind {
+                            let copied = which.get(&mappings[from].identifiers).clone();
+                            mappings[to].identifiers.push(copied);
+                        }
+                    }
+                    Edit::InvalidGlob { at, which } => {
+                        let mapping = at.get_mut(&mut mappings);
+                        let pool = match mapping.kind {
+                            IdentifierType::Prefix => INVALID_PREFIX_GLOBS,
+                            IdentifierType::User | IdentifierType::Group => INVALID_NAME_GLOBS,
+                        };
+                        *which.get_mut(&mut mapping.identifiers) = which.get(pool).to_string();
+                    }
+                }
+            }
+            ConfigSpec { mappings, form, escaped }
+        })
+}
+
+fn json_string(text: &str, escaped: bool) -> String {
+    let mut out = String::from('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '/' if escaped => out.push_str("\\/"),
+            'a' if escaped => out.push_str("\\u0061"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+impl ConfigSpec {
+    fn json(&self) -> String {
+        let (sep, indent) = if self.escaped { (",\n", "\n    ") } else { (", ", "") };
+        let mappings: Vec<String> = self
+            .mappings
+            .iter()
+            .map(|m| {
+                let identifiers: Vec<String> = m.identifiers.iter().map(|i| json_string(i, self.escaped)).collect();
+                let role = format!("arn:aws:iam::123456789012:role/r{}", m.role);
+                format!(
+                    "{indent}{{\"Role\": {}, \"IdentifierType\": \"{}\", \"Identifiers\": [{}]}}",
+                    json_string(&role, self.escaped),
+                    m.kind,
+                    identifiers.join(sep)
+                )
+            })
+            .collect();
+        let role_mappings = format!("{{\"RoleMappings\": [{}]}}", mappings.join(sep));
+        match self.form {
+            Form::RoleMappings => role_mappings,
+            Form::EmrFs => format!("{{\"EmrFsConfiguration\": {role_mappings}}}"),
+            Form::Full => format!(
+                "{{\"EncryptionConfiguration\": {{\"EnableInTransitEncryption\": false}},\n \"AuthorizationConfiguration\": {{\"EmrFsConfiguration\": {role_mappings}}}}}"
+            ),
+            Form::Describe => {
+                let inner = format!("{{\"AuthorizationConfiguration\": {{\"EmrFsConfiguration\": {role_mappings}}}}}");
+                format!(
+                    "{{\"Name\": \"generated\", \"SecurityConfiguration\": {}, \"CreationDateTime\": 1.7e9}}",
+                    serde_json::to_string(&inner).unwrap()
+                )
+            }
+        }
+    }
+
+    fn identifiers_of(&self, kind: IdentifierType) -> Vec<&str> {
+        self.mappings.iter().filter(|m| m.kind == kind).flat_map(|m| m.identifiers.iter().map(String::as_str)).collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Requests
+
+/// A user or group name: a real identifier of the configuration (maybe instantiated or case-flipped),
+/// or a name from the pool (which holds misses).
+#[derive(Debug, Clone)]
+enum NameChoice {
+    FromConfig { which: Index, instantiate: Option<u8>, flip_case: bool },
+    Pool(&'static str),
+}
+
+const NAME_POOL: &[&str] = &["u0", "u1", "u5", "U1", "g1", "g5", "G1", "nobody", "u9", "g9", "a", "*"];
+
+fn name_choice() -> impl Strategy<Value = NameChoice> {
+    prop_oneof![
+        3 => (any::<Index>(), prop::option::weighted(0.5, any::<u8>()), prop::bool::weighted(0.1))
+            .prop_map(|(which, instantiate, flip_case)| NameChoice::FromConfig { which, instantiate, flip_case }),
+        2 => select(NAME_POOL).prop_map(NameChoice::Pool),
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    AppendSlashX,
+    AppendX,
+    AppendChar(char),
+    DropLast,
+    FlipCase(Index),
+    Scheme(&'static str),
+    BareBucket,
+    Instantiate(u8),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        2 => Just(Mutation::AppendSlashX),
+        2 => Just(Mutation::AppendX),
+        2 => select(&['a', 'b', 'c', '/', 'x', '*'][..]).prop_map(Mutation::AppendChar),
+        2 => Just(Mutation::DropLast),
+        1 => any::<Index>().prop_map(Mutation::FlipCase),
+        2 => select(&["s3", "s3a", "s3n", "S3", "S3A", "s3N"][..]).prop_map(Mutation::Scheme),
+        1 => Just(Mutation::BareBucket),
+        3 => any::<u8>().prop_map(Mutation::Instantiate),
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum PathChoice {
+    FromConfig { which: Index, mutations: Vec<Mutation> },
+    Random(String),
+}
+
+fn path_choice() -> impl Strategy<Value = PathChoice> {
+    let random =
+        (select(SCHEMES), select(&["b", "ba", "bar", "barn", "bart", "c"][..]), prop::option::weighted(0.8, key()))
+            .prop_map(|(scheme, bucket, key)| match key {
+                None => PathChoice::Random(format!("{scheme}://{bucket}")),
+                Some(key) => PathChoice::Random(format!("{scheme}://{bucket}/{key}")),
+            });
+    prop_oneof![
+        5 => (any::<Index>(), prop::collection::vec(mutation(), 0..=2))
+            .prop_map(|(which, mutations)| PathChoice::FromConfig { which, mutations }),
+        1 => random,
+    ]
+}
+
+#[derive(Debug, Clone)]
+struct RequestSpec {
+    user: Option<NameChoice>,
+    groups: Vec<NameChoice>,
+    path: Option<PathChoice>,
+}
+
+fn request() -> impl Strategy<Value = RequestSpec> {
+    (
+        prop::option::weighted(0.7, name_choice()),
+        prop_oneof![2 => Just(0usize..1), 3 => Just(1usize..4), 1 => Just(4usize..9)]
+            .prop_flat_map(|len| prop::collection::vec(name_choice(), len)),
+        prop::option::weighted(0.9, path_choice()),
+    )
+        .prop_map(|(user, groups, path)| RequestSpec { user, groups, path })
+}
+
+/// Replaces glob syntax by text it matches: `*` by nothing, `r` or `a/x`, `?` by `r` or `a`, a class by one
+/// of its characters, an alternation by one of its branches (`seed` picks).
+fn instantiate(text: &str, seed: u8) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    let mut n = usize::from(seed);
+    while let Some(c) = chars.next() {
+        n = n.wrapping_mul(7).wrapping_add(3);
+        match c {
+            '*' => out.push_str(["", "r", "a/x"][n % 3]),
+            '?' => out.push(['r', 'a'][n % 2]),
+            '[' | '{' => {
+                let close = if c == '[' { ']' } else { '}' };
+                let body: String = chars.by_ref().take_while(|&d| d != close).collect();
+                if c == '[' {
+                    let options: Vec<char> = body.chars().filter(|&d| d != '-').collect();
+                    out.extend(options.get(n % options.len().max(1)));
+                } else {
+                    let options: Vec<&str> = body.split(',').collect();
+                    out.push_str(options[n % options.len()]);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn flip_case_at(text: &str, at: usize) -> String {
+    text.char_indices()
+        .map(|(i, c)| {
+            if i == at {
+                if c.is_ascii_lowercase() { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() }
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+fn mutate(path: &str, mutation: &Mutation) -> String {
+    let (scheme, rest) = path.split_once("://").unwrap_or(("s3", path));
+    match mutation {
+        Mutation::AppendSlashX => format!("{path}/x"),
+        Mutation::AppendX => format!("{path}x"),
+        Mutation::AppendChar(c) => format!("{path}{c}"),
+        Mutation::DropLast => path[..path.len() - 1].to_owned(),
+        Mutation::FlipCase(at) => flip_case_at(path, at.index(path.len())),
+        Mutation::Scheme(s) => format!("{s}://{rest}"),
+        Mutation::BareBucket => format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest)),
+        Mutation::Instantiate(seed) => instantiate(path, *seed),
+    }
+}
+
+/// The request's strings; the path is guaranteed to parse.
+#[derive(Debug, Clone)]
+struct RequestText {
+    user: Option<String>,
+    groups: Vec<String>,
+    path: Option<String>,
+}
+
+fn name(choice: &NameChoice, real: &[&str]) -> String {
+    match choice {
+        NameChoice::Pool(name) => (*name).to_owned(),
+        NameChoice::FromConfig { which, .. } if real.is_empty() => which.get(NAME_POOL).to_string(),
+        NameChoice::FromConfig { which, instantiate: seed, flip_case } => {
+            let mut name = which.get(real).to_string();
+            if let Some(seed) = seed {
+                name = instantiate(&name, *seed);
+            }
+            if *flip_case {
+                name = flip_case_at(&name, 0);
+            }
+            name
+        }
+    }
+}
+
+impl RequestSpec {
+    fn text(&self, config: &ConfigSpec) -> RequestText {
+        let users = config.identifiers_of(IdentifierType::User);
+        let groups = config.identifiers_of(IdentifierType::Group);
+        let prefixes = config.identifiers_of(IdentifierType::Prefix);
+        let path = self.path.as_ref().map(|choice| match choice {
+            PathChoice::Random(path) => path.clone(),
+            PathChoice::FromConfig { which, .. } if prefixes.is_empty() => format!("s3://bar/{}", which.index(4)),
+            PathChoice::FromConfig { which, mutations } => {
+                mutations.iter().fold(which.get(&prefixes).to_string(), |path, m| {
+                    let next = mutate(&path, m);
+                    if S3Path::parse(&next).is_ok() { next } else { path }
+                })
+            }
+        });
+        RequestText {
+            user: self.user.as_ref().map(|u| name(u, &users)),
+            groups: self.groups.iter().map(|g| name(g, &groups)).collect(),
+            path,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The properties
+
+/// The options of one mode; the fallback role is set so that fallbacks are compared by role too.
+fn options(prefix_match: PrefixMatch, globs: bool) -> ResolverOptions {
+    let fallback_role = RoleArn::parse("arn:aws:iam::123456789012:role/instance-profile").ok();
+    ResolverOptions { prefix_match, globs, fallback_role }
+}
+
+/// Checks the explanation's verdicts against its resolution.
+fn check_explanation(explanation: &Explanation<'_>, mapping_count: usize) -> Result<(), TestCaseError> {
+    prop_assert_eq!(explanation.mappings.len(), mapping_count);
+    let decisive: Vec<_> =
+        explanation.mappings.iter().filter(|m| matches!(m.verdict, Verdict::Decisive { .. })).collect();
+    match explanation.resolution {
+        Resolution::Mapping(m) => {
+            prop_assert_eq!(decisive.len(), 1, "exactly one decisive verdict");
+            prop_assert_eq!(decisive[0].index, m.index);
+            prop_assert_eq!(&decisive[0].verdict, &Verdict::Decisive { identifier: m.identifier });
+            prop_assert!(
+                explanation.shadowed().all(|s| s.index > m.index),
+                "a shadowed mapping precedes the decisive one"
+            );
+        }
+        Resolution::Fallback { .. } => {
+            prop_assert!(decisive.is_empty(), "a fallback has no decisive verdict");
+            prop_assert_eq!(explanation.shadowed().count(), 0, "a fallback shadows nothing");
+        }
+    }
+    for (i, trace) in explanation.mappings.iter().enumerate() {
+        prop_assert_eq!(trace.index, i);
+    }
+    Ok(())
+}
+
+fn check_equivalence(
+    spec: &ConfigSpec,
+    requests: &[RequestSpec],
+    prefix_match: PrefixMatch,
+    globs: bool,
+) -> Result<(), TestCaseError> {
+    let json = spec.json();
+    let config = match SecurityConfiguration::from_json(&json) {
+        Ok(config) => config,
+        Err(e) => return Err(TestCaseError::fail(format!("generated configuration rejected: {e}\n{json}"))),
+    };
+    prop_assert_eq!(config.mappings().len(), spec.mappings.len());
+    let options = options(prefix_match, globs);
+    let built = ResolverBuilder::with_options(options.clone()).build(&config);
+    let reference = ReferenceResolver::new(&config, &options);
+    let (resolver, reference) = match (built, reference) {
+        (Ok(resolver), Ok(reference)) => (resolver, reference),
+        (Err(compiled), Err(reference)) => {
+            prop_assert!(globs, "only globs can make a build fail");
+            prop_assert_eq!(&compiled, &reference);
+            prop_assert!(
+                check(json.as_bytes(), &options).config.is_none(),
+                "validation accepts what the builders reject"
+            );
+            return Ok(());
+        }
+        (compiled, reference) => {
+            return Err(TestCaseError::fail(format!(
+                "builders disagree: compiled {:?}, reference {:?}\n{json}",
+                compiled.err(),
+                reference.err()
+            )));
+        }
+    };
+    for spec_request in requests {
+        let text = spec_request.text(spec);
+        let path = text.path.as_deref().map(|p| S3Path::parse(p).expect("generated paths parse"));
+        let request = Request { user: text.user.as_deref(), groups: &text.groups, path };
+        let expected = reference.resolve(&request);
+        let context = || format!("\nconfig: {json}\nrequest: {text:?}\noptions: {options:?}");
+        prop_assert_eq!(resolver.resolve(&request), expected, "Resolver::resolve{}", context());
+        let principal = resolver.prepare(request.user, &text.groups);
+        prop_assert_eq!(principal.resolve(path.as_ref()), expected, "PreparedPrincipal::resolve{}", context());
+        let explanation = resolver.explain(&request);
+        prop_assert_eq!(explanation.resolution, expected, "Resolver::explain{}", context());
+        check_explanation(&explanation, config.mappings().len())?;
+    }
+    Ok(())
+}
+
+fn case() -> impl Strategy<Value = (ConfigSpec, Vec<RequestSpec>)> {
+    (config(), prop::collection::vec(request(), 1..=8))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 2000,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn compiled_equals_reference_string_prefixes((spec, requests) in case()) {
+        check_equivalence(&spec, &requests, PrefixMatch::String, false)?;
+    }
+
+    #[test]
+    fn compiled_equals_reference_segment_prefixes((spec, requests) in case()) {
+        check_equivalence(&spec, &requests, PrefixMatch::Segment, false)?;
+    }
+
+    #[test]
+    fn compiled_equals_reference_string_prefixes_with_globs((spec, requests) in case()) {
+        check_equivalence(&spec, &requests, PrefixMatch::String, true)?;
+    }
+
+    #[test]
+    fn compiled_equals_reference_segment_prefixes_with_globs((spec, requests) in case()) {
+        check_equivalence(&spec, &requests, PrefixMatch::Segment, true)?;
+    }
+}
+
+#[test]
+fn planted_invalid_globs_are_invalid_only_with_globs_on() {
+    let pools = [(IdentifierType::User, INVALID_NAME_GLOBS), (IdentifierType::Prefix, INVALID_PREFIX_GLOBS)];
+    for (kind, pool) in pools {
+        for identifier in pool {
+            let spec = ConfigSpec {
+                mappings: vec![MappingSpec { kind, role: 0, identifiers: vec![(*identifier).to_owned()] }],
+                form: Form::RoleMappings,
+                escaped: false,
+            };
+            let config = SecurityConfiguration::from_json(&spec.json()).expect("valid with globs off");
+            assert!(ResolverBuilder::new().build(&config).is_ok(), "{identifier}");
+            assert!(ResolverBuilder::new().globs(true).build(&config).is_err(), "{identifier}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The bias toward hits
+
+/// Counts requests, and those the reference resolves to a mapping and to a `Prefix` mapping.
+#[derive(Debug, Default)]
+struct HitCount {
+    requests: usize,
+    mapped: usize,
+    by_prefix: usize,
+}
+
+impl HitCount {
+    fn add(&mut self, reference: &ReferenceResolver, requests: &[RequestText]) {
+        for text in requests {
+            let path = text.path.as_deref().map(|p| S3Path::parse(p).unwrap());
+            let request = Request { user: text.user.as_deref(), groups: &text.groups, path };
+            self.requests += 1;
+            if let Some(m) = reference.resolve(&request).mapping() {
+                self.mapped += 1;
+                self.by_prefix += usize::from(m.identifier_type == IdentifierType::Prefix);
+            }
+        }
+    }
+}
+
+#[test]
+fn generated_requests_mostly_hit() {
+    const MODES: [(PrefixMatch, bool); 4] = [
+        (PrefixMatch::String, false),
+        (PrefixMatch::Segment, false),
+        (PrefixMatch::String, true),
+        (PrefixMatch::Segment, true),
+    ];
+    let mut runner = TestRunner::deterministic();
+    let strategy = case();
+    let mut counts: [HitCount; 4] = Default::default();
+    let mut generated = 0;
+    while generated < 5000 {
+        let (spec, requests) = strategy.new_tree(&mut runner).expect("the strategy generates").current();
+        let config = SecurityConfiguration::from_json(&spec.json()).expect("generated configurations are valid");
+        let requests: Vec<RequestText> = requests.iter().map(|r| r.text(&spec)).collect();
+        generated += requests.len();
+        for (count, (prefix_match, globs)) in counts.iter_mut().zip(MODES) {
+            if let Ok(reference) = ReferenceResolver::new(&config, &options(prefix_match, globs)) {
+                count.add(&reference, &requests);
+            }
+        }
+    }
+    for (count, (prefix_match, globs)) in counts.iter().zip(MODES) {
+        let mode = format!("{prefix_match:?} prefixes, globs {}", if globs { "on" } else { "off" });
+        let share = |n: usize| n as f64 / count.requests as f64;
+        let (mapped, by_prefix) = (share(count.mapped), share(count.by_prefix));
+        eprintln!("{mode}: {} requests, {mapped:.3} to a mapping, {by_prefix:.3} to a Prefix mapping", count.requests);
+        assert!(count.requests * 10 >= generated * 8, "{mode}: too few configurations build: {}", count.requests);
+        assert!(mapped >= 0.6, "{mode}: only {mapped:.3} of the requests resolve to a mapping");
+        assert!(by_prefix >= 0.2, "{mode}: only {by_prefix:.3} of the requests resolve to a Prefix mapping");
+    }
+}
