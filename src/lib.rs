@@ -5,6 +5,7 @@
 pub mod cases;
 pub mod compile;
 pub mod config;
+pub mod credentials;
 pub mod diagnostics;
 pub mod reference;
 pub mod resolve;

@@ -1,0 +1,501 @@
+//! The credential cache in front of a [`CredentialSource`], built for the hit path of a proxy.
+//!
+//! - **Keyed by the whole request** (role, session name, duration, external ID, source identity; or the
+//!   base credentials). A lookup borrows the request: a hit allocates nothing and takes no lock. Each
+//!   shard's table sits behind an `ArcSwap` (readers load it without writing shared memory) and is
+//!   copied on write; misses are rare and pay an STS call anyway.
+//! - **Refresh ahead**: from `refresh_before_expiry` (plus a random jitter of up to `refresh_jitter` of
+//!   that window, fixed per fill) before expiry, the first caller starts one background refresh while
+//!   every caller keeps getting the still-valid credentials.
+//! - **Single flight**: concurrent callers for a missing or unusable entry share one source call and its
+//!   result or error. The call runs in its own task, so a caller that gives up does not cancel it.
+//! - **Stale if error**: when a refresh fails and the credentials have more than `stale_min_remaining`
+//!   left, callers keep getting them and the refresh is retried with exponential backoff.
+//! - **Errors**: transient ones (throttling, timeouts, connection failures, 5xx) are never cached;
+//!   `AccessDenied` is remembered for `access_denied_ttl` so a broken mapping does not flood STS.
+//! - **Bounded**: at most `max_entries`, least-recently-used evicted first (exactly within a shard).
+//! - **Observable**: [`CacheStats`] counters; an injectable [`Clock`] so tests never sleep.
+//!
+//! Background work needs a tokio runtime; without one, fetches run inline and refresh-ahead is skipped.
+
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use futures_util::future::{FutureExt, Shared};
+use hashbrown::HashTable;
+
+use super::clock::{Clock, SystemClock};
+use super::{AssumeRoleRequest, CredentialRequest, CredentialSource, Credentials, ErrorKind, SessionName, SourceError};
+use crate::config::RoleArn;
+use crate::synth::SplitMix64;
+
+/// The cache's tunables; [`Default`] gives the documented defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheConfig {
+    /// Start refreshing this long before expiry (default 5 minutes).
+    pub refresh_before_expiry: Duration,
+    /// Add a random share, up to this fraction of `refresh_before_expiry`, to spread refreshes (default 0.5).
+    pub refresh_jitter: f64,
+    /// Serve stale credentials after a failed refresh only while they have more than this left (default 60 s).
+    pub stale_min_remaining: Duration,
+    /// Remember `AccessDenied` this long (default 30 s).
+    pub access_denied_ttl: Duration,
+    /// The most entries kept (default 10,000).
+    pub max_entries: usize,
+    /// The first retry delay after a failed refresh; it doubles per failure (default 1 s).
+    pub retry_backoff_initial: Duration,
+    /// The longest retry delay (default 60 s).
+    pub retry_backoff_max: Duration,
+    /// Seed of the jitter generator; `None` seeds from the clock.
+    pub jitter_seed: Option<u64>,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            refresh_before_expiry: Duration::from_secs(300),
+            refresh_jitter: 0.5,
+            stale_min_remaining: Duration::from_secs(60),
+            access_denied_ttl: Duration::from_secs(30),
+            max_entries: 10_000,
+            retry_backoff_initial: Duration::from_secs(1),
+            retry_backoff_max: Duration::from_secs(60),
+            jitter_seed: None,
+        }
+    }
+}
+
+/// A snapshot of the cache's counters.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct CacheStats {
+    /// Lookups answered from the cache (credentials or a remembered `AccessDenied`).
+    pub hits: u64,
+    /// Lookups that had to wait for the source.
+    pub misses: u64,
+    /// Background refreshes started.
+    pub refreshes: u64,
+    /// Calls made to the source.
+    pub source_calls: u64,
+    /// Failed refreshes after which the still-valid credentials kept being served.
+    pub stale_served: u64,
+    /// Entries evicted to respect `max_entries`.
+    pub evictions: u64,
+    /// Entries currently held.
+    pub entries: u64,
+    /// Source errors by kind, in [`ErrorKind::ALL`] order.
+    pub errors: Vec<(String, u64)>,
+}
+
+/// See the module documentation. Cloning shares the cache.
+pub struct CredentialCache<S> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S> Clone for CredentialCache<S> {
+    fn clone(&self) -> Self {
+        CredentialCache { inner: Arc::clone(&self.inner) }
+    }
+}
+
+impl<S> std::fmt::Debug for CredentialCache<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialCache").field("config", &self.inner.config).field("entries", &self.len()).finish()
+    }
+}
+
+struct Inner<S> {
+    source: S,
+    config: CacheConfig,
+    clock: Arc<dyn Clock>,
+    shards: Box<[Shard]>,
+    per_shard: usize,
+    rng: Mutex<SplitMix64>,
+    counters: Counters,
+}
+
+struct Shard {
+    table: ArcSwap<HashTable<Arc<Entry>>>,
+    /// Serialises writers (insertions and evictions); readers never take it.
+    write: Mutex<()>,
+}
+
+type FetchResult = Result<Arc<Credentials>, SourceError>;
+type Flight = Shared<Pin<Box<dyn Future<Output = FetchResult> + Send>>>;
+
+struct Entry {
+    key: OwnedKey,
+    hash: u64,
+    state: ArcSwap<State>,
+    /// Milliseconds since the epoch of the last lookup, for eviction.
+    last_used: AtomicU64,
+    /// The source call in progress, if any.
+    flight: Mutex<Option<Flight>>,
+    /// Consecutive failed refreshes, for the backoff.
+    refresh_failures: AtomicU32,
+}
+
+enum State {
+    Empty,
+    Ready { credentials: Arc<Credentials>, refresh_at: SystemTime, usable_until: SystemTime },
+    Denied { error: SourceError, until: SystemTime },
+}
+
+/// The owned form of a [`CredentialRequest`], stored in entries.
+enum OwnedKey {
+    Base,
+    AssumeRole {
+        role_arn: RoleArn,
+        session_name: SessionName,
+        duration_seconds: u32,
+        external_id: Option<String>,
+        source_identity: Option<String>,
+    },
+}
+
+impl OwnedKey {
+    fn of(request: &CredentialRequest<'_>) -> Self {
+        match request {
+            CredentialRequest::Base => OwnedKey::Base,
+            CredentialRequest::AssumeRole(r) => OwnedKey::AssumeRole {
+                role_arn: r.role_arn.clone(),
+                session_name: r.session_name,
+                duration_seconds: r.duration_seconds,
+                external_id: r.external_id.map(str::to_owned),
+                source_identity: r.source_identity.map(str::to_owned),
+            },
+        }
+    }
+
+    fn request(&self) -> CredentialRequest<'_> {
+        match self {
+            OwnedKey::Base => CredentialRequest::Base,
+            OwnedKey::AssumeRole { role_arn, session_name, duration_seconds, external_id, source_identity } => {
+                CredentialRequest::AssumeRole(AssumeRoleRequest {
+                    role_arn,
+                    session_name: *session_name,
+                    duration_seconds: *duration_seconds,
+                    external_id: external_id.as_deref(),
+                    source_identity: source_identity.as_deref(),
+                })
+            }
+        }
+    }
+}
+
+fn hash_of(request: &CredentialRequest<'_>) -> u64 {
+    let mut hasher = rustc_hash::FxHasher::default();
+    request.hash(&mut hasher);
+    hasher.finish()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl<S: CredentialSource> CredentialCache<S> {
+    /// A cache over `source` with the system clock.
+    pub fn new(source: S, config: CacheConfig) -> Self {
+        Self::with_clock(source, config, Arc::new(SystemClock))
+    }
+
+    /// A cache over `source` reading time from `clock`.
+    pub fn with_clock(source: S, config: CacheConfig, clock: Arc<dyn Clock>) -> Self {
+        let max_entries = config.max_entries.max(1);
+        let shards = (max_entries / 256).clamp(1, 16).next_power_of_two().min(16);
+        let shards = if max_entries / shards == 0 { 1 } else { shards };
+        let seed = config.jitter_seed.unwrap_or_else(|| millis(clock.now()));
+        let inner = Inner {
+            source,
+            per_shard: max_entries / shards,
+            shards: (0..shards)
+                .map(|_| Shard { table: ArcSwap::from_pointee(HashTable::new()), write: Mutex::new(()) })
+                .collect(),
+            rng: Mutex::new(SplitMix64::new(seed)),
+            config,
+            clock,
+            counters: Counters::default(),
+        };
+        CredentialCache { inner: Arc::new(inner) }
+    }
+
+    /// The credentials for `request`: from the cache when usable, otherwise from the source (one call
+    /// shared by all concurrent callers). Fails with the source's error, or with a remembered
+    /// `AccessDenied`.
+    pub async fn get(&self, request: &CredentialRequest<'_>) -> Result<Arc<Credentials>, SourceError> {
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        let hash = hash_of(request);
+        let shard = &inner.shards[(hash as usize) & (inner.shards.len() - 1)];
+        let found = shard.table.load().find(hash, |e| e.key.request() == *request).cloned();
+        let entry = match found {
+            Some(entry) => {
+                entry.touch(now);
+                if let Some(answer) = inner.answer_from(&entry, now) {
+                    inner.counters.hits.add(1);
+                    return answer;
+                }
+                entry
+            }
+            None => inner.insert(shard, hash, request, now),
+        };
+        inner.counters.misses.add(1);
+        Inner::load(inner, &entry, now).await
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> CacheStats {
+        let c = &self.inner.counters;
+        CacheStats {
+            hits: c.hits.sum(),
+            misses: c.misses.sum(),
+            refreshes: c.refreshes.load(Ordering::Relaxed),
+            source_calls: c.source_calls.load(Ordering::Relaxed),
+            stale_served: c.stale_served.load(Ordering::Relaxed),
+            evictions: c.evictions.load(Ordering::Relaxed),
+            entries: self.len() as u64,
+            errors: ErrorKind::ALL
+                .iter()
+                .zip(&c.errors)
+                .map(|(kind, n)| (kind.as_str().to_owned(), n.load(Ordering::Relaxed)))
+                .collect(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CacheConfig {
+        &self.inner.config
+    }
+
+    /// The credential source.
+    pub fn source(&self) -> &S {
+        &self.inner.source
+    }
+}
+
+impl<S> CredentialCache<S> {
+    /// How many entries the cache holds.
+    pub fn len(&self) -> usize {
+        self.inner.shards.iter().map(|s| s.table.load().len()).sum()
+    }
+
+    /// Whether the cache holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Entry {
+    fn touch(&self, now: SystemTime) {
+        let now = millis(now);
+        if self.last_used.load(Ordering::Relaxed) != now {
+            self.last_used.store(now, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<S: CredentialSource> Inner<S> {
+    /// The answer an entry gives without calling the source, if it has one; starts a background refresh
+    /// when the credentials are in their refresh window.
+    fn answer_from(self: &Arc<Self>, entry: &Arc<Entry>, now: SystemTime) -> Option<FetchResult> {
+        match &**entry.state.load() {
+            State::Ready { credentials, refresh_at, usable_until } if now < *usable_until => {
+                if now >= *refresh_at
+                    && tokio::runtime::Handle::try_current().is_ok()
+                    && self.join_flight(entry, true).is_some()
+                {
+                    self.counters.refreshes.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(Ok(Arc::clone(credentials)))
+            }
+            State::Denied { error, until } if now < *until => Some(Err(error.clone())),
+            _ => None,
+        }
+    }
+
+    /// Finds or creates the entry for `request`, evicting the least recently used one when full.
+    fn insert(&self, shard: &Shard, hash: u64, request: &CredentialRequest<'_>, now: SystemTime) -> Arc<Entry> {
+        let _writer = lock(&shard.write);
+        let current = shard.table.load();
+        if let Some(entry) = current.find(hash, |e| e.key.request() == *request) {
+            return Arc::clone(entry);
+        }
+        let mut table = HashTable::clone(&current);
+        if table.len() >= self.per_shard {
+            let oldest =
+                table.iter().min_by_key(|e| e.last_used.load(Ordering::Relaxed)).map(|e| (e.hash, Arc::clone(e)));
+            if let Some((old_hash, old)) = oldest
+                && let Ok(slot) = table.find_entry(old_hash, |e| Arc::ptr_eq(e, &old))
+            {
+                slot.remove();
+                self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let entry = Arc::new(Entry {
+            key: OwnedKey::of(request),
+            hash,
+            state: ArcSwap::from_pointee(State::Empty),
+            last_used: AtomicU64::new(millis(now)),
+            flight: Mutex::new(None),
+            refresh_failures: AtomicU32::new(0),
+        });
+        table.insert_unique(hash, Arc::clone(&entry), |e| e.hash);
+        shard.table.store(Arc::new(table));
+        entry
+    }
+
+    /// Waits for the entry's source call, starting it unless one is in progress or the entry has
+    /// become usable meanwhile.
+    async fn load(self: &Arc<Self>, entry: &Arc<Entry>, now: SystemTime) -> FetchResult {
+        match self.join_flight(entry, false) {
+            Some(flight) => flight.await,
+            None => self.answer_from(entry, now).unwrap_or_else(|| {
+                Err(SourceError::new(ErrorKind::Other, "the credential cache entry changed while loading; retry"))
+            }),
+        }
+    }
+
+    /// The flight of `entry`: the one in progress, or a new one. Returns `None` instead of starting one
+    /// when the entry is usable (`for_refresh` false) or a flight is already running (`for_refresh` true).
+    fn join_flight(self: &Arc<Self>, entry: &Arc<Entry>, for_refresh: bool) -> Option<Flight> {
+        let mut slot = lock(&entry.flight);
+        if let Some(flight) = &*slot {
+            return (!for_refresh).then(|| flight.clone());
+        }
+        if !for_refresh && self.answer_from_state(entry) {
+            return None;
+        }
+        let work = Arc::clone(self).fetch(Arc::clone(entry));
+        let flight: Pin<Box<dyn Future<Output = FetchResult> + Send>> = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let task = runtime.spawn(work);
+                Box::pin(async move {
+                    task.await.unwrap_or_else(|e| {
+                        Err(SourceError::new(ErrorKind::Other, format!("the credential fetch task failed: {e}")))
+                    })
+                })
+            }
+            Err(_) => Box::pin(work),
+        };
+        let flight = flight.shared();
+        *slot = Some(flight.clone());
+        Some(flight)
+    }
+
+    /// Whether the entry can answer right now (checked under the flight lock to close a race).
+    fn answer_from_state(&self, entry: &Entry) -> bool {
+        let now = self.clock.now();
+        match &**entry.state.load() {
+            State::Ready { usable_until, .. } => now < *usable_until,
+            State::Denied { until, .. } => now < *until,
+            State::Empty => false,
+        }
+    }
+
+    /// One source call for `entry`; stores its outcome and clears the flight.
+    async fn fetch(self: Arc<Self>, entry: Arc<Entry>) -> FetchResult {
+        self.counters.source_calls.fetch_add(1, Ordering::Relaxed);
+        let result = self.source.fetch(&entry.key.request()).await;
+        let now = self.clock.now();
+        let outcome = match result {
+            Ok(credentials) => {
+                let credentials = Arc::new(credentials);
+                entry.refresh_failures.store(0, Ordering::Relaxed);
+                entry.state.store(Arc::new(self.ready(Arc::clone(&credentials), now)));
+                Ok(credentials)
+            }
+            Err(error) => {
+                if let Some(counter) = ErrorKind::ALL.iter().position(|k| *k == error.kind) {
+                    self.counters.errors[counter].fetch_add(1, Ordering::Relaxed);
+                }
+                let previous = entry.state.load_full();
+                match &*previous {
+                    State::Ready { credentials, usable_until, .. } if now < *usable_until => {
+                        let failures = entry.refresh_failures.fetch_add(1, Ordering::Relaxed).min(30);
+                        let backoff = self
+                            .config
+                            .retry_backoff_initial
+                            .saturating_mul(1 << failures)
+                            .min(self.config.retry_backoff_max);
+                        entry.state.store(Arc::new(State::Ready {
+                            credentials: Arc::clone(credentials),
+                            refresh_at: now + backoff,
+                            usable_until: *usable_until,
+                        }));
+                        self.counters.stale_served.fetch_add(1, Ordering::Relaxed);
+                        Ok(Arc::clone(credentials))
+                    }
+                    _ => {
+                        if error.kind == ErrorKind::AccessDenied {
+                            let until = now + self.config.access_denied_ttl;
+                            entry.state.store(Arc::new(State::Denied { error: error.clone(), until }));
+                        }
+                        Err(error)
+                    }
+                }
+            }
+        };
+        *lock(&entry.flight) = None;
+        outcome
+    }
+
+    /// The state for freshly fetched credentials: refresh at expiry minus the window minus a jitter.
+    fn ready(&self, credentials: Arc<Credentials>, now: SystemTime) -> State {
+        let far = now + Duration::from_secs(100 * 365 * 24 * 3600);
+        let Some(expiration) = credentials.expiration() else {
+            return State::Ready { credentials, refresh_at: far, usable_until: far };
+        };
+        let window = self.config.refresh_before_expiry;
+        let share = (lock(&self.rng).next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let jitter = window.mul_f64((self.config.refresh_jitter * share).clamp(0.0, 1.0));
+        let refresh_at = expiration.checked_sub(window + jitter).unwrap_or(now);
+        let usable_until = expiration.checked_sub(self.config.stale_min_remaining).unwrap_or(now);
+        State::Ready { credentials, refresh_at, usable_until }
+    }
+}
+
+/// The cache's counters. Hits and misses, touched on every lookup, are striped over cache lines so
+/// that threads do not contend on one counter.
+#[derive(Default)]
+struct Counters {
+    hits: Striped,
+    misses: Striped,
+    refreshes: AtomicU64,
+    source_calls: AtomicU64,
+    stale_served: AtomicU64,
+    evictions: AtomicU64,
+    errors: [AtomicU64; ErrorKind::ALL.len()],
+}
+
+#[repr(align(64))]
+#[derive(Default)]
+struct Padded(AtomicU64);
+
+/// A counter split into cache-line-sized stripes, one chosen per thread.
+#[derive(Default)]
+struct Striped([Padded; 8]);
+
+impl Striped {
+    fn add(&self, n: u64) {
+        thread_local! {
+            static STRIPE: usize = {
+                static NEXT: AtomicU64 = AtomicU64::new(0);
+                (NEXT.fetch_add(1, Ordering::Relaxed) % 8) as usize
+            };
+        }
+        let stripe = STRIPE.with(|s| *s);
+        self.0[stripe].0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn sum(&self) -> u64 {
+        self.0.iter().map(|p| p.0.load(Ordering::Relaxed)).sum()
+    }
+}

@@ -1,0 +1,375 @@
+//! Credentials for a resolution: the [`CredentialSource`] trait, the AssumeRole request a mapping
+//! decision needs, the [`cache::CredentialCache`] in front of the source, and [`Broker`], the one entry
+//! point a proxy calls (resolve, then fetch the decision's credentials).
+//!
+//! SEMANTICS §5: a `mapping` decision is served by STS AssumeRole on the mapping's role; a `fallback`
+//! decision by the base credentials (on EMR, the instance profile) without AssumeRole. A failed
+//! AssumeRole fails the request: it never falls through to a later mapping or to the fallback role.
+//!
+//! Secrets (secret access keys, session tokens) are zeroed when dropped and never appear in `Debug` or
+//! `Display` output, nor in error messages.
+
+pub mod cache;
+pub mod clock;
+mod session_name;
+#[cfg(feature = "sts")]
+pub mod sts;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use zeroize::Zeroizing;
+
+use crate::compile::PreparedPrincipal;
+use crate::config::RoleArn;
+use crate::resolve::Resolution;
+use crate::s3path::S3Path;
+
+pub use cache::{CacheConfig, CacheStats, CredentialCache};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use session_name::{SessionName, SessionNameTemplate, TemplateError};
+
+/// A secret string: zeroed on drop, redacted in `Debug` and `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Zeroizing<String>);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(Zeroizing::new(value.into()))
+    }
+
+    /// The secret itself; handle with care.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"** redacted **\"")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("** redacted **")
+    }
+}
+
+/// AWS credentials: an access key, its secret, an optional session token and expiration.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    access_key_id: String,
+    secret_access_key: Secret,
+    session_token: Option<Secret>,
+    expiration: Option<SystemTime>,
+}
+
+impl Credentials {
+    /// Credentials from their parts; `expiration` is `None` for long-term keys.
+    pub fn new(
+        access_key_id: impl Into<String>,
+        secret_access_key: impl Into<String>,
+        session_token: Option<String>,
+        expiration: Option<SystemTime>,
+    ) -> Self {
+        Credentials {
+            access_key_id: access_key_id.into(),
+            secret_access_key: Secret::new(secret_access_key),
+            session_token: session_token.map(Secret::new),
+            expiration,
+        }
+    }
+
+    /// The access key ID (not a secret: it appears in CloudTrail).
+    pub fn access_key_id(&self) -> &str {
+        &self.access_key_id
+    }
+
+    /// The secret access key.
+    pub fn secret_access_key(&self) -> &Secret {
+        &self.secret_access_key
+    }
+
+    /// The session token of temporary credentials.
+    pub fn session_token(&self) -> Option<&Secret> {
+        self.session_token.as_ref()
+    }
+
+    /// When the credentials stop working, if they are temporary.
+    pub fn expiration(&self) -> Option<SystemTime> {
+        self.expiration
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &self.secret_access_key)
+            .field("session_token", &self.session_token)
+            .field("expiration", &self.expiration)
+            .finish()
+    }
+}
+
+impl fmt::Display for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "credentials {} (secret redacted)", self.access_key_id)
+    }
+}
+
+/// One STS AssumeRole call: everything that makes its credentials differ, so also the cache key.
+///
+/// It borrows its parts, so that building one per proxied request costs nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AssumeRoleRequest<'a> {
+    /// The role to assume.
+    pub role_arn: &'a RoleArn,
+    /// The role session name (valid for STS by construction).
+    pub session_name: SessionName,
+    /// The session duration in seconds, 900 to 43200.
+    pub duration_seconds: u32,
+    /// The external ID the role's trust policy may require.
+    pub external_id: Option<&'a str>,
+    /// The source identity recorded in CloudTrail (the Hadoop user), if enabled.
+    pub source_identity: Option<&'a str>,
+}
+
+/// What a credential source is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CredentialRequest<'a> {
+    /// The base credentials (the instance profile on EMR), for a fallback decision.
+    Base,
+    /// Temporary credentials of a role, for a mapping decision.
+    AssumeRole(AssumeRoleRequest<'a>),
+}
+
+/// The broad kind of a failure to get credentials; decides retrying and caching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// STS refused: the base identity may not assume the role (`AccessDenied`). Remembered briefly.
+    AccessDenied,
+    /// STS asked to slow down (`Throttling`). Transient.
+    Throttling,
+    /// The call timed out. Transient.
+    Timeout,
+    /// No connection to the endpoint. Transient.
+    Connection,
+    /// STS answered with a server error (5xx). Transient.
+    ServerError,
+    /// STS rejected the request as invalid (a 4xx other than throttling and access denied).
+    InvalidRequest,
+    /// The base credentials could not be loaded.
+    BaseCredentials,
+    /// Anything else.
+    Other,
+}
+
+impl ErrorKind {
+    /// Whether trying again later may succeed; transient errors are never cached.
+    pub fn is_transient(self) -> bool {
+        matches!(self, ErrorKind::Throttling | ErrorKind::Timeout | ErrorKind::Connection | ErrorKind::ServerError)
+    }
+
+    /// A short lowercase name, for metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::AccessDenied => "access_denied",
+            ErrorKind::Throttling => "throttling",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Connection => "connection",
+            ErrorKind::ServerError => "server_error",
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::BaseCredentials => "base_credentials",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    /// Every kind, in a fixed order (for counters).
+    pub const ALL: [ErrorKind; 8] = [
+        ErrorKind::AccessDenied,
+        ErrorKind::Throttling,
+        ErrorKind::Timeout,
+        ErrorKind::Connection,
+        ErrorKind::ServerError,
+        ErrorKind::InvalidRequest,
+        ErrorKind::BaseCredentials,
+        ErrorKind::Other,
+    ];
+}
+
+/// A failure to get credentials from a source: its kind and what the source said (never a secret).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SourceError {
+    /// The kind, which decides retrying and caching.
+    pub kind: ErrorKind,
+    /// What went wrong: which endpoint, which role, what STS said.
+    pub message: String,
+}
+
+impl SourceError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        SourceError { kind, message: message.into() }
+    }
+}
+
+/// Where credentials come from: STS in production, a fake in unit tests.
+pub trait CredentialSource: Send + Sync + 'static {
+    /// Fetches credentials for one request: AssumeRole for a mapping, the base credentials for a fallback.
+    fn fetch(&self, request: &CredentialRequest<'_>) -> impl Future<Output = Result<Credentials, SourceError>> + Send;
+}
+
+/// How the broker turns a mapping decision into an AssumeRole request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumeRoleSettings {
+    /// The role session name template (default `emrfs-{user}`).
+    pub session_name: SessionNameTemplate,
+    /// The session duration in seconds (default 3600; 900 to 43200).
+    pub duration_seconds: u32,
+    /// The external ID to pass, if the roles' trust policies require one.
+    pub external_id: Option<String>,
+    /// Whether to set SourceIdentity to the Hadoop user (for CloudTrail).
+    pub source_identity: bool,
+}
+
+impl Default for AssumeRoleSettings {
+    fn default() -> Self {
+        AssumeRoleSettings {
+            session_name: SessionNameTemplate::default(),
+            duration_seconds: 3600,
+            external_id: None,
+            source_identity: false,
+        }
+    }
+}
+
+/// The valid range of `DurationSeconds` (STS; role chaining caps sessions at one hour).
+pub const DURATION_RANGE: std::ops::RangeInclusive<u32> = 900..=43_200;
+
+/// Why [`AssumeRoleSettings`] cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// The duration is outside 900 to 43200 seconds.
+    #[error("session duration {0} s is outside the range STS accepts, 900 to 43200 s")]
+    Duration(u32),
+    /// The external ID is not 2 to 1224 characters of `A-Za-z0-9+=,.@:/-`.
+    #[error("the external ID must be 2 to 1224 characters of letters, digits and `+=,.@:/-`")]
+    ExternalId,
+}
+
+impl AssumeRoleSettings {
+    /// Checks the settings against STS's limits.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if !DURATION_RANGE.contains(&self.duration_seconds) {
+            return Err(SettingsError::Duration(self.duration_seconds));
+        }
+        if let Some(id) = &self.external_id {
+            let valid_char = |c: char| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c);
+            if !(2..=1224).contains(&id.len()) || !id.chars().all(valid_char) {
+                return Err(SettingsError::ExternalId);
+            }
+        }
+        Ok(())
+    }
+
+    /// The request that serves `resolution` for `user`: AssumeRole for a mapping, base credentials for a
+    /// fallback. Builds nothing on the heap.
+    pub fn request_for<'a>(&'a self, resolution: &Resolution<'a>, user: Option<&'a str>) -> CredentialRequest<'a> {
+        match resolution.mapping() {
+            None => CredentialRequest::Base,
+            Some(m) => CredentialRequest::AssumeRole(AssumeRoleRequest {
+                role_arn: m.role,
+                session_name: self.session_name.render(user, m),
+                duration_seconds: self.duration_seconds,
+                external_id: self.external_id.as_deref(),
+                source_identity: user.filter(|u| self.source_identity && !u.is_empty()),
+            }),
+        }
+    }
+}
+
+/// Why a proxy request got no credentials.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialError {
+    /// The source failed for the decided role; the request fails (fail closed).
+    #[error("cannot get credentials for {target}: {source}")]
+    Source {
+        /// The role (or `the base credentials` for a fallback).
+        target: String,
+        /// What the source said.
+        #[source]
+        source: SourceError,
+    },
+}
+
+impl CredentialError {
+    /// The kind of the underlying failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            CredentialError::Source { source, .. } => source.kind,
+        }
+    }
+}
+
+/// A resolution with the credentials that serve it.
+#[derive(Debug, Clone)]
+pub struct Access<'p> {
+    /// The decision, for audit logs.
+    pub resolution: Resolution<'p>,
+    /// The credentials of the decided role.
+    pub credentials: Arc<Credentials>,
+}
+
+/// The entry point for a proxy: resolve a prepared principal and a path, then fetch the credentials.
+#[derive(Debug, Clone)]
+pub struct Broker<S> {
+    cache: CredentialCache<S>,
+    settings: AssumeRoleSettings,
+}
+
+impl<S: CredentialSource> Broker<S> {
+    /// A broker over `cache`; fails when `settings` break STS limits.
+    pub fn new(cache: CredentialCache<S>, settings: AssumeRoleSettings) -> Result<Self, SettingsError> {
+        settings.validate()?;
+        Ok(Broker { cache, settings })
+    }
+
+    /// Resolves the request of `principal` (whose user is `user`) for `path` and fetches the credentials.
+    ///
+    /// A mapping decision is served by AssumeRole through the cache; a fallback by the base credentials.
+    /// A failure is returned as is: it never falls through to another role.
+    pub async fn access<'p>(
+        &'p self,
+        principal: &'p PreparedPrincipal,
+        user: Option<&'p str>,
+        path: Option<&S3Path<'_>>,
+    ) -> Result<Access<'p>, CredentialError> {
+        let resolution = principal.resolve(path);
+        let request = self.settings.request_for(&resolution, user);
+        match self.cache.get(&request).await {
+            Ok(credentials) => Ok(Access { resolution, credentials }),
+            Err(source) => Err(CredentialError::Source {
+                target: match &request {
+                    CredentialRequest::Base => "the base credentials".to_owned(),
+                    CredentialRequest::AssumeRole(r) => format!("role `{}`", r.role_arn),
+                },
+                source,
+            }),
+        }
+    }
+
+    /// The cache, for its statistics.
+    pub fn cache(&self) -> &CredentialCache<S> {
+        &self.cache
+    }
+
+    /// The AssumeRole settings.
+    pub fn settings(&self) -> &AssumeRoleSettings {
+        &self.settings
+    }
+}

@@ -1,0 +1,1 @@
+//! The STS credential source (placeholder while it is written).
