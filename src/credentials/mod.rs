@@ -224,6 +224,12 @@ pub trait CredentialSource: Send + Sync + 'static {
     fn fetch(&self, request: &CredentialRequest<'_>) -> impl Future<Output = Result<Credentials, SourceError>> + Send;
 }
 
+impl<S: CredentialSource> CredentialSource for Arc<S> {
+    fn fetch(&self, request: &CredentialRequest<'_>) -> impl Future<Output = Result<Credentials, SourceError>> + Send {
+        S::fetch(self, request)
+    }
+}
+
 /// How the broker turns a mapping decision into an AssumeRole request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssumeRoleSettings {

@@ -24,6 +24,16 @@ pub struct SessionName {
 }
 
 impl SessionName {
+    /// The name `text` if STS accepts it as is (2 to 64 characters of `A-Za-z0-9+=,.@_-`).
+    pub fn new(text: &str) -> Option<SessionName> {
+        if !(2..=MAX_LEN).contains(&text.len()) || !text.chars().all(is_iam_name_char) {
+            return None;
+        }
+        let mut name = SessionName { bytes: [0; MAX_LEN], len: text.len() as u8 };
+        name.bytes[..text.len()].copy_from_slice(text.as_bytes());
+        Some(name)
+    }
+
     /// The name as text.
     pub fn as_str(&self) -> &str {
         // Only ASCII bytes are ever written.
@@ -216,6 +226,14 @@ mod tests {
             let name = render("emrfs-{user}-{group}", Some(user), IdentifierType::Group, "g r");
             assert!((2..=64).contains(&name.len()), "{name}");
             assert!(name.chars().all(is_iam_name_char), "{name}");
+        }
+    }
+
+    #[test]
+    fn names_are_checked_when_given_directly() {
+        assert_eq!(SessionName::new("etl-job").map(|n| n.to_string()), Some("etl-job".to_owned()));
+        for bad in ["x", "a b", "é1", &"n".repeat(65)] {
+            assert_eq!(SessionName::new(bad), None, "{bad}");
         }
     }
 
