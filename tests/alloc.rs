@@ -268,3 +268,44 @@ fn glob_resolution_does_not_allocate_after_a_warm_up() {
         assert_eq!((prepared, direct), (0, 0), "{what}: allocations in {CALLS} prepared and {CALLS} direct calls");
     }
 }
+
+/// A source that hands out the same temporary credentials for every request.
+struct FixedSource;
+
+impl emrfs_rolemap::credentials::CredentialSource for FixedSource {
+    async fn fetch(
+        &self,
+        _: &emrfs_rolemap::credentials::CredentialRequest<'_>,
+    ) -> Result<emrfs_rolemap::credentials::Credentials, emrfs_rolemap::credentials::SourceError> {
+        let expiration = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+        Ok(emrfs_rolemap::credentials::Credentials::new("ASIAFIXED", "secret", Some("token".into()), Some(expiration)))
+    }
+}
+
+#[test]
+fn a_credential_cache_hit_does_not_allocate() {
+    use emrfs_rolemap::credentials::{AssumeRoleSettings, CacheConfig, CredentialCache};
+    use futures_util::FutureExt;
+
+    let resolver = ResolverBuilder::new().build(&realistic_config(false)).expect("builds");
+    let cache = CredentialCache::new(FixedSource, CacheConfig::default());
+    let settings = AssumeRoleSettings { source_identity: true, ..AssumeRoleSettings::default() };
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    for case in literal_cases() {
+        let path = S3Path::parse(case.path).expect("valid path");
+        let principal = resolver.prepare(case.user, &case.groups);
+        let lookup = || {
+            let resolution = principal.resolve(Some(&path));
+            let request = settings.request_for(&resolution, case.user);
+            cache.get(&request).now_or_never().map(|r| r.map(|c| c.access_key_id().len()))
+        };
+        // The first lookup fills the cache (and allocates); every later one is a hit.
+        runtime
+            .block_on(async { cache.get(&settings.request_for(&principal.resolve(Some(&path)), case.user)).await })
+            .expect("the fixed source never fails");
+        let (answers, allocated) =
+            allocations(|| (0..CALLS).map(|_| black_box(lookup())).filter(|a| a.is_some()).count());
+        assert_eq!(answers, CALLS, "{}: every lookup is answered at once", case.what);
+        assert_eq!(allocated, 0, "{}: resolve + session name + cache hit allocated {allocated} times", case.what);
+    }
+}
