@@ -332,10 +332,21 @@ pub struct Access<'p> {
 }
 
 /// The entry point for a proxy: resolve a prepared principal and a path, then fetch the credentials.
-#[derive(Debug, Clone)]
 pub struct Broker<S> {
     cache: CredentialCache<S>,
     settings: AssumeRoleSettings,
+}
+
+impl<S> Clone for Broker<S> {
+    fn clone(&self) -> Self {
+        Broker { cache: self.cache.clone(), settings: self.settings.clone() }
+    }
+}
+
+impl<S> fmt::Debug for Broker<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Broker").field("cache", &self.cache).field("settings", &self.settings).finish()
+    }
 }
 
 impl<S: CredentialSource> Broker<S> {
