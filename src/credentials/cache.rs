@@ -235,16 +235,22 @@ impl<S: CredentialSource> CredentialCache<S> {
         let now = inner.clock.now();
         let hash = hash_of(request);
         let shard = &inner.shards[(hash as usize) & (inner.shards.len() - 1)];
-        let found = shard.table.load().find(hash, |e| e.key.request() == *request).cloned();
-        let entry = match found {
-            Some(entry) => {
-                entry.touch(now);
-                if let Some(answer) = inner.answer_from(&entry, now) {
-                    inner.counters.hits.add(1);
-                    return answer;
+        let found = {
+            let table = shard.table.load();
+            match table.find(hash, |e| e.key.request() == *request) {
+                Some(entry) => {
+                    entry.touch(now);
+                    if let Some(answer) = inner.answer_from(entry, now) {
+                        inner.counters.hits.add(1);
+                        return answer;
+                    }
+                    Some(Arc::clone(entry))
                 }
-                entry
+                None => None,
             }
+        };
+        let entry = match found {
+            Some(entry) => entry,
             None => inner.insert(shard, hash, request, now),
         };
         inner.counters.misses.add(1);
