@@ -66,6 +66,10 @@ pub enum Code {
     InvalidPrefix,
     /// An identifier is not a valid glob while globs are enabled.
     InvalidGlob,
+    /// The document is larger than [`crate::config::MAX_DOCUMENT_BYTES`].
+    DocumentTooLarge,
+    /// An identifier contains a control character such as NUL.
+    ControlCharacter,
 }
 
 impl Code {
@@ -88,6 +92,8 @@ impl Code {
             Code::PaddedIdentifier => "padded-identifier",
             Code::InvalidPrefix => "invalid-prefix",
             Code::InvalidGlob => "invalid-glob",
+            Code::DocumentTooLarge => "document-too-large",
+            Code::ControlCharacter => "control-character",
         }
     }
 }

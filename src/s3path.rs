@@ -6,6 +6,9 @@
 
 use std::fmt;
 
+/// The longest key S3 accepts, in bytes; longer keys are rejected rather than matched.
+pub const MAX_KEY_BYTES: usize = 1024;
+
 /// The URI scheme of an S3 location. All three name the same objects; matching ignores the scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scheme {
@@ -73,6 +76,9 @@ impl<'a> S3Path<'a> {
         if bucket_len == 0 {
             return Err(S3PathError::EmptyBucket);
         }
+        if rest.len().saturating_sub(bucket_len + 1) > MAX_KEY_BYTES {
+            return Err(S3PathError::KeyTooLong);
+        }
         Ok(S3Path { scheme, rest, bucket_len })
     }
 
@@ -118,6 +124,9 @@ pub enum S3PathError {
     /// Nothing between `://` and the first `/`.
     #[error("the bucket is empty")]
     EmptyBucket,
+    /// The key is longer than S3 allows.
+    #[error("the key is longer than 1024 bytes, the most S3 allows")]
+    KeyTooLong,
 }
 
 impl S3PathError {
@@ -129,6 +138,7 @@ impl S3PathError {
                 "EMRFS reads `s3://`, `s3a://` and `s3n://` locations; other schemes are not S3"
             }
             S3PathError::EmptyBucket => "write the bucket right after `://`, as in `s3://bucket/key`",
+            S3PathError::KeyTooLong => "S3 object keys are at most 1024 bytes of UTF-8; no object has this key",
         }
     }
 }
@@ -159,6 +169,9 @@ mod tests {
         assert_eq!(S3Path::parse("hdfs://nn/x"), Err(S3PathError::UnsupportedScheme));
         assert_eq!(S3Path::parse("s3:///key"), Err(S3PathError::EmptyBucket));
         assert_eq!(S3Path::parse("s3://"), Err(S3PathError::EmptyBucket));
+        let longest = format!("s3://b/{}", "k".repeat(MAX_KEY_BYTES));
+        assert_eq!(S3Path::parse(&longest).map(|p| p.key().len()), Ok(MAX_KEY_BYTES));
+        assert_eq!(S3Path::parse(&format!("{longest}k")), Err(S3PathError::KeyTooLong));
     }
 
     #[test]

@@ -6,7 +6,9 @@
 
 use crate::compile::{ResolverOptions, glob};
 use crate::config::json::{self, Member, Node, Value, push_pointer_token};
-use crate::config::{Identifier, IdentifierType, InputForm, RoleArn, RoleMapping, SecurityConfiguration};
+use crate::config::{
+    Identifier, IdentifierType, InputForm, MAX_DOCUMENT_BYTES, RoleArn, RoleMapping, SecurityConfiguration,
+};
 use crate::diagnostics::{Code, Diagnostic, Diagnostics, Location, Locator, Severity};
 use crate::s3path::S3Path;
 
@@ -39,6 +41,18 @@ pub struct Checked {
 /// assert!(error.help.contains("`User`"));
 /// ```
 pub fn check(bytes: &[u8], options: &ResolverOptions) -> Checked {
+    if bytes.len() > MAX_DOCUMENT_BYTES {
+        let mut v = Validator::new("", None);
+        v.error_at(
+            Code::DocumentTooLarge,
+            format!("the document is larger than the {} MiB accepted", MAX_DOCUMENT_BYTES >> 20),
+            "",
+            0,
+            "a security configuration is a few kilobytes; this is not one, or it holds far more mappings than EMR can use",
+        );
+        let items = v.diagnostics;
+        return Checked { config: None, diagnostics: Diagnostics::new(items, String::new(), None) };
+    }
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {
@@ -431,6 +445,16 @@ impl<'t> Validator<'t> {
                 pointer,
                 node.offset,
                 format!("no user, group or S3 location has surrounding white space; write `{}`", text.trim()),
+            );
+            return None;
+        }
+        if let Some(c) = text.chars().find(|c| c.is_control()) {
+            self.error_at(
+                Code::ControlCharacter,
+                format!("the identifier {text:?} contains the control character U+{:04X}", c as u32),
+                pointer,
+                node.offset,
+                "no user, group or S3 location contains control characters; remove it (in JSON it is written as an escape such as `\\u0000`)",
             );
             return None;
         }

@@ -16,6 +16,11 @@ use crate::s3path::S3Path;
 
 pub use arn::{RoleArn, RoleArnError};
 
+/// The largest security configuration accepted, in bytes (64 MiB; EMR itself stores far smaller ones).
+/// It bounds everything else: nesting is limited to 128 levels, S3 keys to 1024 bytes, and the
+/// number of mappings and identifiers by the size.
+pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;
+
 /// Which of the accepted document shapes a configuration was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum InputForm {

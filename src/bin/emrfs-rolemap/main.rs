@@ -141,7 +141,7 @@ fn run(command: Command) -> Result<ExitCode, Unusable> {
                 return Err(Unusable("--config and --requests cannot both read standard input".into()));
             }
             let resolver = load(&config)?;
-            resolve_batch(&resolver, &read_input(&file)?)
+            resolve_batch(&resolver, open(&file)?)
         }
         Command::Resolve { config, request, requests: None, format } => {
             let resolver = load(&config)?;
@@ -203,24 +203,33 @@ impl ConfigArgs {
 
     fn check(&self) -> Result<(Checked, ResolverOptions), Unusable> {
         let options = self.options()?;
-        let bytes = read_bytes(&self.config)?;
+        let bytes = read_config_bytes(&self.config)?;
         Ok((check(&bytes, &options), options))
     }
 }
 
-fn read_bytes(file: &str) -> Result<Vec<u8>, Unusable> {
+/// Opens an input file, or standard input for `-`.
+fn open(file: &str) -> Result<Box<dyn BufRead>, Unusable> {
+    if file == "-" {
+        return Ok(Box::new(io::BufReader::new(io::stdin())));
+    }
+    let f = std::fs::File::open(file).map_err(|e| Unusable(format!("cannot read `{file}`: {e}")))?;
+    Ok(Box::new(io::BufReader::new(f)))
+}
+
+/// Reads a configuration, but never more than one byte past the largest accepted document, so that a
+/// huge file is rejected (by `check`) without being read into memory.
+fn read_config_bytes(file: &str) -> Result<Vec<u8>, Unusable> {
+    let limit = emrfs_rolemap::config::MAX_DOCUMENT_BYTES as u64 + 1;
     let mut bytes = Vec::new();
-    let result = if file == "-" {
-        io::stdin().read_to_end(&mut bytes).map(|_| ())
-    } else {
-        std::fs::read(file).map(|b| bytes = b)
-    };
-    result.map_err(|e| Unusable(format!("cannot read `{file}`: {e}")))?;
+    open(file)?.take(limit).read_to_end(&mut bytes).map_err(|e| Unusable(format!("cannot read `{file}`: {e}")))?;
     Ok(bytes)
 }
 
 fn read_input(file: &str) -> Result<String, Unusable> {
-    String::from_utf8(read_bytes(file)?).map_err(|e| Unusable(format!("`{file}` is not UTF-8: {e}")))
+    let mut text = String::new();
+    open(file)?.read_to_string(&mut text).map_err(|e| Unusable(format!("cannot read `{file}`: {e}")))?;
+    Ok(text)
 }
 
 /// Reads, checks and compiles the configuration; any error makes the input unusable.
@@ -273,10 +282,10 @@ fn check_command(args: &ConfigArgs, format: Format) -> Result<ExitCode, Unusable
 }
 
 /// Resolves each JSON line of `input`, writing one JSON line per request; bad lines get an error line.
-fn resolve_batch(resolver: &Resolver, input: &str) -> Result<ExitCode, Unusable> {
+fn resolve_batch(resolver: &Resolver, input: Box<dyn BufRead>) -> Result<ExitCode, Unusable> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut failed = false;
-    for (number, line) in input.as_bytes().lines().enumerate() {
+    for (number, line) in input.lines().enumerate() {
         let line = line?;
         if line.trim().is_empty() {
             continue;
