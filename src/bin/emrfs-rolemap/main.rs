@@ -282,24 +282,30 @@ fn check_command(args: &ConfigArgs, format: Format) -> Result<ExitCode, Unusable
 }
 
 /// Resolves each JSON line of `input`, writing one JSON line per request; bad lines get an error line.
-fn resolve_batch(resolver: &Resolver, input: Box<dyn BufRead>) -> Result<ExitCode, Unusable> {
+fn resolve_batch(resolver: &Resolver, mut input: Box<dyn BufRead>) -> Result<ExitCode, Unusable> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut failed = false;
-    for (number, line) in input.lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
+    let mut bytes = Vec::new();
+    let mut number = 0;
+    loop {
+        bytes.clear();
+        if input.read_until(b'\n', &mut bytes)? == 0 {
+            break;
         }
-        let parsed = serde_json::from_str::<RequestSpec>(&line).map_err(|e| e.to_string());
-        let outcome = parsed.and_then(|spec| {
-            let request = spec.request().map_err(|e| format!("invalid path: {e}"))?;
-            serde_json::to_string(&resolver.resolve(&request)).map_err(|e| e.to_string())
-        });
+        number += 1;
+        let outcome = match std::str::from_utf8(&bytes) {
+            Err(e) => Err(format!("the line is not valid UTF-8 (byte {} of the line)", e.valid_up_to() + 1)),
+            Ok(line) if line.trim().is_empty() => continue,
+            Ok(line) => serde_json::from_str::<RequestSpec>(line).map_err(|e| e.to_string()).and_then(|spec| {
+                let request = spec.request().map_err(|e| format!("invalid path: {e}"))?;
+                serde_json::to_string(&resolver.resolve(&request)).map_err(|e| e.to_string())
+            }),
+        };
         match outcome {
             Ok(json) => writeln!(out, "{json}")?,
             Err(message) => {
                 failed = true;
-                let error = serde_json::json!({"error": {"line": number + 1, "message": message}});
+                let error = serde_json::json!({"error": {"line": number, "message": message}});
                 writeln!(out, "{error}")?;
             }
         }

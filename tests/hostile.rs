@@ -1,0 +1,239 @@
+//! Hostile and extreme input: every file of `tests/corpus/` and a few generated giants (a 100 MB file,
+//! a million identifiers, a 1 MB key, a user in 10,000 groups) get their exact outcome, from the
+//! library and from the built binary, which must exit 0, 1 or 2 with a message — never panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use emrfs_rolemap::config::MAX_DOCUMENT_BYTES;
+use emrfs_rolemap::{
+    Request, ResolverBuilder, ResolverOptions, S3Path, S3PathError, SecurityConfiguration, Severity, check,
+};
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
+}
+
+/// An expected error: `(code, pointer, line, column)`.
+type ExpectedError = (&'static str, &'static str, u32, u32);
+
+/// Each corpus file and its errors; an empty list means valid.
+const EXPECTED: &[(&str, &[ExpectedError])] = &[
+    ("byte-order-mark.json", &[]),
+    ("control-in-identifier.json", &[("control-character", "/RoleMappings/0/Identifiers/0", 7, 5)]),
+    ("deeply-nested-objects.json", &[("json-syntax", "", 1, 641)]),
+    ("deeply-nested.json", &[("json-syntax", "", 1, 145)]),
+    ("describe-with-broken-embedded.json", &[("json-syntax", "", 1, 73)]),
+    ("describe-with-object.json", &[("wrong-type", "/SecurityConfiguration", 1, 40)]),
+    ("duplicate-keys-in-mapping.json", &[("duplicate-key", "/RoleMappings/0/Identifiers", 1, 112)]),
+    ("duplicate-role-mappings.json", &[("duplicate-key", "/RoleMappings", 1, 114)]),
+    ("empty-object.json", &[("missing-role-mappings", "", 1, 1)]),
+    ("empty.json", &[("json-syntax", "", 1, 1)]),
+    ("huge-number.json", &[]),
+    ("invalid-utf8.json", &[("invalid-utf8", "", 7, 9)]),
+    ("lone-surrogate.json", &[("json-syntax", "", 1, 113)]),
+    ("long-key-prefix.json", &[("invalid-prefix", "/RoleMappings/0/Identifiers/0", 7, 5)]),
+    ("nul-byte-before-document.json", &[("json-syntax", "", 1, 1)]),
+    ("nul-in-identifier.json", &[("control-character", "/RoleMappings/0/Identifiers/0", 7, 5)]),
+    ("null.json", &[("unrecognized-document", "", 1, 1)]),
+    (
+        "numbers-where-strings-belong.json",
+        &[
+            ("wrong-type", "/RoleMappings/0/Role", 1, 28),
+            ("wrong-type", "/RoleMappings/0/IdentifierType", 1, 60),
+            ("wrong-type", "/RoleMappings/0/Identifiers/0", 1, 79),
+            ("wrong-type", "/RoleMappings/0/Identifiers/1", 1, 88),
+            ("wrong-type", "/RoleMappings/0/Identifiers/2", 1, 92),
+            ("wrong-type", "/RoleMappings/0/Identifiers/3", 1, 98),
+        ],
+    ),
+    ("raw-control-in-string.json", &[("json-syntax", "", 7, 9)]),
+    ("top-level-array.json", &[("unrecognized-document", "", 1, 1)]),
+    ("trailing-garbage.json", &[("json-syntax", "", 11, 2)]),
+    ("truncated.json", &[("json-syntax", "", 7, 11)]),
+    ("utf16.json", &[("invalid-utf8", "", 1, 1)]),
+    ("valid-unicode-identifiers.json", &[]),
+    ("whitespace-only.json", &[("json-syntax", "", 3, 1)]),
+];
+
+fn errors_of(bytes: &[u8]) -> Vec<(String, String, u32, u32)> {
+    check(bytes, &ResolverOptions::default())
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| (d.code.as_str().to_owned(), d.pointer.clone(), d.line, d.column))
+        .collect()
+}
+
+#[test]
+fn every_corpus_file_has_its_exact_outcome() {
+    let mut files: Vec<String> = std::fs::read_dir(corpus())
+        .expect("the corpus exists")
+        .map(|e| e.expect("readable").file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    files.sort();
+    let listed: Vec<&str> = EXPECTED.iter().map(|(name, _)| *name).collect();
+    assert_eq!(files, listed, "every corpus file has an expectation, and every expectation a file");
+    for (name, expected) in EXPECTED {
+        let bytes = std::fs::read(corpus().join(name)).expect("readable");
+        let expected: Vec<(String, String, u32, u32)> =
+            expected.iter().map(|(c, p, l, col)| (c.to_string(), p.to_string(), *l, *col)).collect();
+        assert_eq!(errors_of(&bytes), expected, "{name}");
+        assert_eq!(SecurityConfiguration::from_slice(&bytes).is_ok(), expected.is_empty(), "{name}");
+    }
+}
+
+fn binary(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_emrfs-rolemap"))
+        .args(args)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("the binary runs")
+}
+
+fn assert_clean_exit(output: &Output, what: &str) -> i32 {
+    let code = output.status.code().unwrap_or_else(|| panic!("{what}: killed by a signal"));
+    assert!((0..=2).contains(&code), "{what}: exit status {code}\n{}", String::from_utf8_lossy(&output.stderr));
+    let said = output.stdout.len() + output.stderr.len();
+    assert!(said > 0, "{what}: exited {code} without a word");
+    code
+}
+
+#[test]
+fn the_binary_exits_0_1_or_2_with_a_message_on_every_corpus_file() {
+    let requests = corpus().join("requests.jsonl");
+    let requests = requests.to_str().expect("utf-8 path");
+    for (name, expected) in EXPECTED {
+        let file = corpus().join(name);
+        let file = file.to_str().expect("utf-8 path");
+        let valid = expected.is_empty();
+        let checked = assert_clean_exit(&binary(&["check", "--config", file]), &format!("check {name}"));
+        assert_eq!(checked, if valid { 0 } else { 1 }, "check {name}");
+        let json = binary(&["check", "--config", file, "--format", "json"]);
+        assert_clean_exit(&json, &format!("check --format json {name}"));
+        let parsed: serde_json::Value = serde_json::from_slice(&json.stdout).expect("check prints JSON");
+        assert!(parsed.is_array(), "{name}");
+        for args in [
+            vec!["resolve", "--config", file, "--user", "alice", "--path", "s3://b/k"],
+            vec!["explain", "--config", file, "--group", "g", "--format", "json"],
+            vec!["resolve", "--config", file, "--requests", requests],
+            vec!["test", "--config", file, "--cases", file],
+        ] {
+            let code = assert_clean_exit(&binary(&args), &format!("{args:?}"));
+            if !valid {
+                assert_eq!(code, 2, "an unusable configuration exits 2: {args:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_request_lines_each_get_an_error_line() {
+    let config = corpus().join("valid-unicode-identifiers.json");
+    let requests = corpus().join("requests.jsonl");
+    let out = binary(&[
+        "resolve",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--requests",
+        requests.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(assert_clean_exit(&out, "batch"), 1);
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON lines"))
+        .collect();
+    let errors: Vec<&str> = lines.iter().filter_map(|l| l["error"]["message"].as_str()).collect();
+    assert_eq!(lines.len(), 10, "one answer per non-blank line");
+    assert_eq!(errors.len(), 7, "{errors:?}");
+    for expected in [
+        "longer than 1024 bytes",
+        "not valid UTF-8",
+        "duplicate field `user`",
+        "invalid type: sequence",
+        "expected a sequence",
+        "the bucket is empty",
+    ] {
+        assert!(errors.iter().any(|e| e.contains(expected)), "no error says {expected:?}: {errors:?}");
+    }
+    let answers: Vec<&serde_json::Value> = lines.iter().filter(|l| l.get("decision").is_some()).collect();
+    assert_eq!(answers.len(), 3, "NUL in a user, control characters in a key and an upper-case scheme still resolve");
+    assert!(answers.iter().all(|a| a["decision"] == "fallback"));
+}
+
+#[test]
+fn a_100_megabyte_file_is_refused_without_being_read_whole() {
+    let big = std::env::temp_dir().join(format!("emrfs-rolemap-100mb-{}.json", std::process::id()));
+    let mut text = String::from("{\"RoleMappings\": [], \"padding\": \"");
+    text.push_str(&"x".repeat(100 * 1024 * 1024));
+    text.push_str("\"}");
+    std::fs::write(&big, &text).expect("writable");
+    assert!(text.len() > MAX_DOCUMENT_BYTES);
+    assert_eq!(errors_of(text.as_bytes()), vec![("document-too-large".to_owned(), String::new(), 1, 1)]);
+    let out = binary(&["check", "--config", big.to_str().expect("utf-8"), "--format", "json"]);
+    assert_eq!(assert_clean_exit(&out, "check 100 MB"), 1);
+    let diagnostics: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(diagnostics[0]["code"], "document-too-large");
+    let out = binary(&["resolve", "--config", big.to_str().expect("utf-8"), "--user", "u"]);
+    assert_eq!(assert_clean_exit(&out, "resolve 100 MB"), 2);
+    std::fs::remove_file(&big).expect("removable");
+}
+
+#[test]
+fn a_million_identifiers_compile_and_resolve() {
+    let users: Vec<String> = (0..1_000_000).map(|i| format!("user-{i}")).collect();
+    let prefixes: Vec<String> = (0..1_000).map(|i| format!("s3://bucket-{}/team-{i}/", i % 10)).collect();
+    let text = serde_json::json!({"RoleMappings": [
+        {"Role": "arn:aws:iam::123456789012:role/users", "IdentifierType": "User", "Identifiers": users},
+        {"Role": "arn:aws:iam::123456789012:role/prefixes", "IdentifierType": "Prefix", "Identifiers": prefixes},
+    ]})
+    .to_string();
+    let config = SecurityConfiguration::from_json(&text).expect("valid");
+    assert_eq!(config.identifier_count(), 1_001_000);
+    let resolver = ResolverBuilder::new().build(&config).expect("builds");
+    let principal = resolver.prepare(Some("user-999999"), &[] as &[&str]);
+    assert_eq!(principal.resolve(None).mapping().map(|m| m.identifier), Some("user-999999"));
+    let path = S3Path::parse("s3://bucket-7/team-997/x").expect("valid");
+    let nobody = resolver.prepare(Some("nobody"), &[] as &[&str]);
+    assert_eq!(nobody.resolve(Some(&path)).mapping().map(|m| m.identifier), Some("s3://bucket-7/team-997/"));
+}
+
+#[test]
+fn a_one_megabyte_key_is_an_invalid_request_and_a_deep_trie_is_walked_without_recursion() {
+    let key = "k/".repeat(512 * 1024);
+    assert_eq!(S3Path::parse(&format!("s3://b/{key}")), Err(S3PathError::KeyTooLong));
+    // The deepest trie a valid configuration can hold: many nested prefixes of up to 1024 bytes.
+    let prefixes: Vec<String> = (1..=512).map(|depth| format!("s3://b/{}", "k/".repeat(depth))).collect();
+    let text = serde_json::json!({"RoleMappings": [
+        {"Role": "arn:aws:iam::123456789012:role/deep", "IdentifierType": "Prefix", "Identifiers": prefixes},
+    ]})
+    .to_string();
+    let resolver =
+        ResolverBuilder::new().build(&SecurityConfiguration::from_json(&text).expect("valid")).expect("builds");
+    let deepest = format!("s3://b/{}", "k/".repeat(512));
+    let path = S3Path::parse(&deepest).expect("1024-byte key");
+    let resolution = resolver.resolve(&Request::new().path(path));
+    assert_eq!(
+        resolution.mapping().map(|m| m.identifier.len()),
+        Some("s3://b/".len() + 2),
+        "the shortest prefix is first"
+    );
+}
+
+#[test]
+fn a_user_in_ten_thousand_groups_resolves_to_the_first_matching_mapping() {
+    let text = serde_json::json!({"RoleMappings": [
+        {"Role": "arn:aws:iam::123456789012:role/late", "IdentifierType": "Group", "Identifiers": ["group-9999"]},
+        {"Role": "arn:aws:iam::123456789012:role/early", "IdentifierType": "Group", "Identifiers": ["group-0"]},
+    ]})
+    .to_string();
+    let resolver =
+        ResolverBuilder::new().build(&SecurityConfiguration::from_json(&text).expect("valid")).expect("builds");
+    let groups: Vec<String> = (0..10_000).map(|i| format!("group-{i}")).collect();
+    let request = Request::new().user("u").groups(&groups);
+    assert_eq!(resolver.resolve(&request).mapping_index(), Some(0), "mapping order decides, not group order");
+    assert_eq!(resolver.explain(&request).resolution.mapping_index(), Some(0));
+    assert_eq!(resolver.prepare(Some("u"), &groups).resolve(None).mapping_index(), Some(0));
+}
