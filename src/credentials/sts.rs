@@ -168,6 +168,8 @@ pub struct StsSource {
     base_label: String,
     endpoint_label: String,
     operation_timeout: Duration,
+    attempt_timeout: Duration,
+    max_attempts: u32,
 }
 
 impl fmt::Debug for StsSource {
@@ -197,6 +199,8 @@ impl StsSource {
             base_label: config.base_credentials.to_string(),
             endpoint_label: config.endpoint_label(),
             operation_timeout: config.operation_timeout,
+            attempt_timeout: config.attempt_timeout,
+            max_attempts: config.max_attempts,
         }
     }
 
@@ -297,7 +301,9 @@ impl StsSource {
             SdkError::TimeoutError(_) => SourceError::new(
                 ErrorKind::Timeout,
                 format!(
-                    "{sts} did not complete {what} within {} s: {}",
+                    "{sts} did not answer {what} in time ({} attempt(s) of at most {} s, {} s in all): {}",
+                    self.max_attempts,
+                    self.attempt_timeout.as_secs_f64(),
                     self.operation_timeout.as_secs_f64(),
                     chain(error)
                 ),
