@@ -226,3 +226,11 @@ async fn external_id_reaches_sts_and_source_identity_is_accepted() {
     // request in the source's unit tests. Here: STS accepts the call that carries it.
     assert!(calls[0].get("source_identity").is_none_or(|v| v == "alice"), "{calls:?}");
 }
+
+#[test]
+fn the_harness_never_takes_another_process_on_its_port_for_its_own_moto() {
+    let first = Moto::start();
+    let error = Moto::start_on(&moto::moto_server(), first.port()).err().expect("a second moto on a taken port fails");
+    assert!(error.contains("exited"), "{error}");
+    assert_eq!(first.get("/moto-api/").map(|(status, _)| status), Ok(200), "the first moto is unharmed");
+}

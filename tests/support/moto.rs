@@ -82,7 +82,7 @@ impl Moto {
         let program = moto_server();
         let mut failures = Vec::new();
         for _ in 0..5 {
-            match Moto::spawn(&program, free_port()) {
+            match Moto::start_on(&program, free_port()) {
                 Ok(moto) => return moto,
                 Err(why) => failures.push(why),
             }
@@ -91,7 +91,7 @@ impl Moto {
     }
 
     /// Starts moto on `port`; fails when it exits (the port was taken meanwhile) or never answers.
-    fn spawn(program: &Path, port: u16) -> Result<Moto, String> {
+    pub fn start_on(program: &Path, port: u16) -> Result<Moto, String> {
         let mut child = Command::new(program)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
@@ -126,6 +126,11 @@ impl Moto {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The port moto listens on.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// The endpoint URL, `http://127.0.0.1:PORT`.
@@ -181,7 +186,7 @@ pub fn free_port() -> u16 {
 }
 
 /// Where `moto_server` is: `MOTO_SERVER`, the project's virtual environment, or `PATH`.
-fn moto_server() -> PathBuf {
+pub fn moto_server() -> PathBuf {
     if let Some(path) = std::env::var_os("MOTO_SERVER") {
         let path = PathBuf::from(path);
         assert!(path.is_file(), "MOTO_SERVER is `{}`, which is not a file; {INSTALL_HELP}", path.display());
