@@ -251,10 +251,26 @@ impl StsSource {
             .await;
         let what = || format!("AssumeRole on role `{}` (session `{}`)", request.role_arn, request.session_name);
         let output = result.map_err(|error| self.classify(&error, &what()))?;
-        let Some(credentials) = output.credentials() else {
+        // The SDK fills missing required fields with empty values: check that none is missing.
+        let credentials = output.credentials();
+        let missing: Vec<&str> = [
+            ("AccessKeyId", credentials.is_none_or(|c| c.access_key_id().is_empty())),
+            ("SecretAccessKey", credentials.is_none_or(|c| c.secret_access_key().is_empty())),
+            ("SessionToken", credentials.is_none_or(|c| c.session_token().is_empty())),
+            ("Expiration", credentials.is_none_or(|c| c.expiration().secs() <= 0)),
+        ]
+        .into_iter()
+        .filter_map(|(field, missing)| missing.then_some(field))
+        .collect();
+        let (Some(credentials), true) = (credentials, missing.is_empty()) else {
             return Err(SourceError::new(
                 ErrorKind::Other,
-                format!("{} answered {} without credentials", self.endpoint_label, what()),
+                format!(
+                    "{} answered {} without usable credentials: no {}",
+                    self.endpoint_label,
+                    what(),
+                    missing.join(", ")
+                ),
             ));
         };
         let expiration = SystemTime::try_from(*credentials.expiration()).map_err(|_| {
@@ -282,13 +298,22 @@ impl StsSource {
         E: ProvideErrorMetadata + RequestId + StdError + 'static,
     {
         let sts = &self.endpoint_label;
+        // A successful answer holds credentials: never quote what was read of it.
+        let unreadable = |status: u16, detail: String| {
+            let kind = if status >= 500 { ErrorKind::ServerError } else { ErrorKind::Other };
+            SourceError::new(kind, format!("{sts} gave an unreadable answer to {what} (HTTP {status}): {detail}"))
+        };
         match error {
+            SdkError::ServiceError(service) if service.raw().status().is_success() => {
+                unreadable(service.raw().status().as_u16(), "its content is not shown".to_owned())
+            }
             SdkError::ServiceError(service) => {
                 let err = service.err();
                 let status = service.raw().status().as_u16();
-                let kind = service_error_kind(err.code(), status);
-                let code = err.code().unwrap_or("no error code");
-                let mut message = format!("{sts} refused {what}: `{code}` (HTTP {status})");
+                let mut message = match err.code() {
+                    Some(code) => format!("{sts} refused {what}: `{code}` (HTTP {status})"),
+                    None => format!("{sts} refused {what} with HTTP {status} and no error code"),
+                };
                 if let Some(text) = err.message() {
                     message.push_str(": ");
                     message.push_str(text);
@@ -296,7 +321,7 @@ impl StsSource {
                 if let Some(id) = err.request_id() {
                     message.push_str(&format!(" [request ID {id}]"));
                 }
-                SourceError::new(kind, message)
+                SourceError::new(service_error_kind(err.code(), status), message)
             }
             SdkError::TimeoutError(_) => SourceError::new(
                 ErrorKind::Timeout,
@@ -325,12 +350,9 @@ impl StsSource {
                 SourceError::new(kind, format!("{verb} {sts} for {what}: {}", chain(error)))
             }
             SdkError::ResponseError(response) => {
-                let status = response.raw().status().as_u16();
-                let kind = if status >= 500 { ErrorKind::ServerError } else { ErrorKind::Other };
-                SourceError::new(
-                    kind,
-                    format!("{sts} gave an unreadable answer to {what} (HTTP {status}): {}", chain(error)),
-                )
+                let status = response.raw().status();
+                let detail = if status.is_success() { "its content is not shown".to_owned() } else { chain(error) };
+                unreadable(status.as_u16(), detail)
             }
             _ => SourceError::new(ErrorKind::Other, format!("{what} at {sts} failed: {}", chain(error))),
         }
@@ -623,6 +645,27 @@ mod tests {
             assert_eq!(rule.num_calls(), 3, "{code}");
             assert_eq!(error.kind, ErrorKind::ServerError, "{code}: {}", error.message);
             assert!(error.message.contains(&format!("(HTTP {status})")), "{}", error.message);
+        }
+    }
+
+    #[tokio::test]
+    async fn unreadable_or_incomplete_successful_answers_are_errors_that_quote_nothing() {
+        let cases = [
+            (format!("<Oops secret=\"{ROLE_SECRET}\">{ROLE_SECRET}</Oops>"), "unreadable answer"),
+            (
+                format!(
+                    "<AssumeRoleResponse><AssumeRoleResult><Credentials><SecretAccessKey>{ROLE_SECRET}</SecretAccessKey></Credentials></AssumeRoleResult></AssumeRoleResponse>"
+                ),
+                "without usable credentials: no AccessKeyId, SessionToken, Expiration",
+            ),
+        ];
+        for (body, expected) in cases {
+            let rule =
+                mock!(Client::assume_role).sequence().http_response(move || http_answer(200, body.clone())).build();
+            let error = assume(&source(static_base().await, &[&rule]), None, None).await.unwrap_err();
+            assert_eq!(error.kind, ErrorKind::Other, "{}", error.message);
+            assert!(error.message.contains(expected) && error.message.contains(ROLE), "{}", error.message);
+            assert_no_secret(&error.message);
         }
     }
 
