@@ -152,3 +152,26 @@ fn an_unreachable_sts_exits_1_naming_the_endpoint_and_the_role() {
     assert!(!stderr.contains(BASE_SECRET_ACCESS_KEY), "{stderr}");
     assert!(output.stdout.is_empty());
 }
+
+#[test]
+fn profile_takes_the_base_credentials_from_that_profile() {
+    let moto = Moto::start();
+    let file = std::env::temp_dir().join(format!("emrfs-rolemap-credentials-{}", std::process::id()));
+    std::fs::write(
+        &file,
+        "[emrfs-test]\naws_access_key_id = AKIAPROFILETEST\naws_secret_access_key = profile-secret\n",
+    )
+    .unwrap();
+    let env = [("AWS_SHARED_CREDENTIALS_FILE", file.to_str().unwrap())];
+    let fallback = ["--user", "bob", "--path", "s3://other/x", "--sts-endpoint", &moto.endpoint()];
+    let chosen = credentials(&[&fallback[..], &["--profile", "emrfs-test"]].concat(), &env, &[]);
+    let unknown = credentials(&[&fallback[..], &["--profile", "nope"]].concat(), &env, &[]);
+    std::fs::remove_file(&file).unwrap();
+
+    assert_eq!(chosen.status.code(), Some(0), "{}", text(&chosen.stderr));
+    let json: Value = serde_json::from_slice(&chosen.stdout).unwrap();
+    assert_eq!((&json["AccessKeyId"], &json["SecretAccessKey"]), (&"AKIAPROFILETEST".into(), &"profile-secret".into()));
+    let stderr = text(&unknown.stderr);
+    assert_eq!(unknown.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot load the base credentials from profile `nope`"), "{stderr}");
+}
