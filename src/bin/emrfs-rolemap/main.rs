@@ -1,8 +1,10 @@
 //! The `emrfs-rolemap` command line: argument parsing and output only; all logic lives in the library.
 //!
-//! Exit status: 0 success, 1 a negative answer (errors found, cases failed, bad request lines),
-//! 2 a usage error or unusable input.
+//! Exit status: 0 success, 1 a negative answer (errors found, cases failed, bad request lines, STS
+//! refused or failed), 2 a usage error or unusable input.
 
+#[cfg(feature = "sts")]
+mod credentials_cmd;
 mod test_cmd;
 
 use std::io::{self, BufRead, Read, Write};
@@ -62,6 +64,17 @@ enum Command {
         cases: String,
         #[arg(long, value_enum, default_value_t = TestFormat::Text)]
         format: TestFormat,
+    },
+    /// Resolve one request and print the decided role's credentials in the AWS `credential_process`
+    /// format: AssumeRole for a mapping, the base credentials for a fallback.
+    #[cfg(feature = "sts")]
+    Credentials {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
+        request: RequestArgs,
+        #[command(flatten)]
+        sts: credentials_cmd::StsArgs,
     },
 }
 
@@ -171,6 +184,8 @@ fn run(command: Command) -> Result<ExitCode, Unusable> {
             let resolver = load(&config)?;
             test_cmd::run(&resolver, &file, format)
         }
+        #[cfg(feature = "sts")]
+        Command::Credentials { config, request, sts } => credentials_cmd::run(&load(&config)?, &request, &sts),
     }
 }
 

@@ -1,0 +1,121 @@
+//! `emrfs-rolemap credentials`: resolves one request, fetches the decided role's credentials (STS
+//! AssumeRole for a mapping, the base credentials for a fallback) and prints them in the AWS
+//! `credential_process` format, so that the tool can back a profile in `~/.aws/config`.
+//!
+//! Exit status: 0 with the credentials on standard output; 1 when STS refuses or fails (the message
+//! names the endpoint, the role and what STS said); 2 for unusable input.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use aws_sdk_sts::primitives::{DateTime, DateTimeFormat};
+use clap::Args;
+use emrfs_rolemap::Resolver;
+use emrfs_rolemap::credentials::sts::{BaseCredentials, StsSource, StsSourceConfig};
+use emrfs_rolemap::credentials::{AssumeRoleSettings, Broker, CacheConfig, CredentialCache, SessionNameTemplate};
+
+use super::{RequestArgs, Unusable};
+
+/// Where to get credentials and how to assume the role.
+#[derive(Args)]
+pub struct StsArgs {
+    /// The STS endpoint URL (a VPC endpoint, an emulator); default: the region's.
+    #[arg(long, value_name = "URL")]
+    sts_endpoint: Option<String>,
+    /// The AWS region; default: `AWS_REGION`, then `AWS_DEFAULT_REGION`.
+    #[arg(long)]
+    region: Option<String>,
+    /// Take the base credentials from this profile instead of the default chain (environment,
+    /// profile, web identity, container, instance profile).
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+    /// The role session name template; `{user}` and `{group}` are replaced.
+    #[arg(long, value_name = "TEMPLATE", default_value = "emrfs-{user}")]
+    session_name: String,
+    /// The session duration in seconds, 900 to 43200.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    duration: u32,
+    /// The external ID that the roles' trust policies require.
+    #[arg(long, value_name = "ID")]
+    external_id: Option<String>,
+    /// Set SourceIdentity to the user, for CloudTrail.
+    #[arg(long)]
+    source_identity: bool,
+}
+
+/// The `credential_process` output, version 1.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ProcessCredentials<'a> {
+    version: u8,
+    access_key_id: &'a str,
+    secret_access_key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expiration: Option<String>,
+}
+
+/// Runs the command for `request` against `resolver`. Everything the user can get wrong is checked
+/// before the first network call.
+pub fn run(resolver: &Resolver, request: &RequestArgs, args: &StsArgs) -> Result<ExitCode, Unusable> {
+    let session_name = SessionNameTemplate::parse(&args.session_name)
+        .map_err(|e| Unusable(format!("invalid --session-name `{}`: {e}", args.session_name)))?;
+    let settings = AssumeRoleSettings {
+        session_name,
+        duration_seconds: args.duration,
+        external_id: args.external_id.clone(),
+        source_identity: args.source_identity,
+    };
+    settings.validate()?;
+    let parsed = request.parse()?;
+    let config = StsSourceConfig {
+        endpoint_url: args.sts_endpoint.clone(),
+        base_credentials: args.profile.clone().map_or(BaseCredentials::DefaultChain, BaseCredentials::Profile),
+        ..StsSourceConfig::new(region(args)?)
+    };
+    config.validate()?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Unusable(format!("cannot start the async runtime: {e}")))?;
+    let fetched = runtime.block_on(async {
+        let source = StsSource::new(config).await?;
+        let broker = Broker::new(CredentialCache::new(source, CacheConfig::default()), settings)?;
+        let principal = resolver.prepare(parsed.user, parsed.groups);
+        Ok::<_, Unusable>(broker.access(&principal, parsed.user, parsed.path.as_ref()).await.map(|a| a.credentials))
+    })?;
+    let credentials = match fetched {
+        Ok(credentials) => credentials,
+        Err(error) => {
+            let _ = writeln!(io::stderr(), "error: {error}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let output = ProcessCredentials {
+        version: 1,
+        access_key_id: credentials.access_key_id(),
+        secret_access_key: credentials.secret_access_key().expose(),
+        session_token: credentials.session_token().map(|t| t.expose()),
+        expiration: match credentials.expiration() {
+            // Whole seconds, UTC: `2030-01-01T00:00:00Z`.
+            Some(at) => Some(DateTime::from_secs(DateTime::from(at).secs()).fmt(DateTimeFormat::DateTime)?),
+            None => None,
+        },
+    };
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &output)?;
+    writeln!(out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--region`, else `AWS_REGION`, else `AWS_DEFAULT_REGION`; never looked up over the network.
+fn region(args: &StsArgs) -> Result<String, Unusable> {
+    let from_env = |name| std::env::var(name).ok().filter(|r| !r.is_empty());
+    args.region
+        .clone()
+        .or_else(|| from_env("AWS_REGION"))
+        .or_else(|| from_env("AWS_DEFAULT_REGION"))
+        .ok_or_else(|| Unusable("no AWS region: give --region or set AWS_REGION".into()))
+}

@@ -1,0 +1,6 @@
+//! Support shared by the test binaries that talk to an STS emulator (`mod support;`).
+
+// Each test binary uses a different part of the harness.
+#![allow(dead_code)]
+
+pub mod moto;
