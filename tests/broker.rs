@@ -100,7 +100,7 @@ async fn a_failed_assume_role_fails_closed() {
     let err = broker.access(&principal, Some("etl"), Some(&path)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AccessDenied);
     let message = err.to_string();
-    assert!(message.contains("role `arn:aws:iam::123456789012:role/denied-etl`"), "{message}");
+    assert!(message.starts_with("mapping 0 decided role `arn:aws:iam::123456789012:role/denied-etl`"), "{message}");
     assert!(message.contains("not authorized"), "{message}");
     let seen = recorder.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1, "no other role and no base credentials were tried: {seen:?}");

@@ -299,14 +299,23 @@ impl AssumeRoleSettings {
     }
 }
 
-/// Why a proxy request got no credentials.
+/// Why a proxy request got no credentials. The request fails: it never falls through (fail closed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CredentialError {
-    /// The source failed for the decided role; the request fails (fail closed).
-    #[error("cannot get credentials for {target}: {source}")]
-    Source {
-        /// The role (or `the base credentials` for a fallback).
-        target: String,
+    /// A mapping decided, and its role could not be assumed.
+    #[error("mapping {mapping} decided role `{role}`, which could not be assumed: {source}")]
+    AssumeRole {
+        /// The deciding mapping's index.
+        mapping: usize,
+        /// Its role ARN.
+        role: String,
+        /// What the source said.
+        #[source]
+        source: SourceError,
+    },
+    /// No mapping matched, and the base credentials could not be had.
+    #[error("no mapping matched, and the base credentials could not be loaded: {source}")]
+    Base {
         /// What the source said.
         #[source]
         source: SourceError,
@@ -316,8 +325,13 @@ pub enum CredentialError {
 impl CredentialError {
     /// The kind of the underlying failure.
     pub fn kind(&self) -> ErrorKind {
+        self.source_error().kind
+    }
+
+    /// What the source said.
+    pub fn source_error(&self) -> &SourceError {
         match self {
-            CredentialError::Source { source, .. } => source.kind,
+            CredentialError::AssumeRole { source, .. } | CredentialError::Base { source } => source,
         }
     }
 }
@@ -370,12 +384,9 @@ impl<S: CredentialSource> Broker<S> {
         let request = self.settings.request_for(&resolution, user);
         match self.cache.get(&request).await {
             Ok(credentials) => Ok(Access { resolution, credentials }),
-            Err(source) => Err(CredentialError::Source {
-                target: match &request {
-                    CredentialRequest::Base => "the base credentials".to_owned(),
-                    CredentialRequest::AssumeRole(r) => format!("role `{}`", r.role_arn),
-                },
-                source,
+            Err(source) => Err(match resolution.mapping() {
+                Some(m) => CredentialError::AssumeRole { mapping: m.index, role: m.role.to_string(), source },
+                None => CredentialError::Base { source },
             }),
         }
     }
