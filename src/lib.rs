@@ -7,6 +7,7 @@ pub mod compile;
 pub mod config;
 pub mod credentials;
 pub mod diagnostics;
+mod lint;
 pub mod reference;
 pub mod resolve;
 pub mod s3path;
