@@ -172,14 +172,13 @@ fn covers(entries: &[Entry<'_>], options: &ResolverOptions) -> Vec<usize> {
             .filter(|(_, e)| e.kind == IdentifierType::Prefix && !e.glob)
             .map(|(rank, e)| (e.text_matched.as_bytes(), rank as u32)),
     );
-    // Globs `LITERAL*`, stored as the type's tag byte followed by `LITERAL`.
+    // Globs `LITERAL*`, stored as the type's tag byte followed by `LITERAL`. (A glob whose text before
+    // the final `*` has glob syntax is stored too, but never found: no literal part starts with it.)
     let stars: Vec<(Vec<u8>, u32)> = entries
         .iter()
         .enumerate()
-        .filter_map(|(rank, e)| {
-            let literal = e.text_matched.strip_suffix('*').filter(|l| e.glob && literal_part(l).len() == l.len())?;
-            Some((tagged(e.kind, literal), rank as u32))
-        })
+        .filter(|(_, e)| e.glob)
+        .filter_map(|(rank, e)| Some((tagged(e.kind, e.text_matched.strip_suffix('*')?), rank as u32)))
         .collect();
     let stars = PrefixTrie::build(stars.iter().map(|(s, r)| (s.as_slice(), *r)));
     let globs = GlobIndex::build(entries, options);
