@@ -384,7 +384,8 @@ impl Lints<'_> {
             by.text,
             self.identifier_pointer(by)
         );
-        let help = "the mapping decides the same requests without it; remove it, or keep it as documentation".to_owned();
+        let help =
+            "the mapping decides the same requests without it; remove it, or keep it as documentation".to_owned();
         self.at_identifier(entry, Code::RedundantIdentifier, Severity::Note, message, help);
     }
 
@@ -488,9 +489,12 @@ impl Lints<'_> {
             let meant: String = entry.text.chars().map(|c| look_alike(c).unwrap_or(c)).collect();
             (
                 format!("`{}` mixes scripts: `{c}` (U+{:04X}) looks like the ASCII `{ascii}`", entry.text, c as u32),
-                format!("EMRFS compares identifiers byte for byte, so this does not match `{meant}`; retype it in ASCII if that was meant"),
+                format!(
+                    "EMRFS compares identifiers byte for byte, so this does not match `{meant}`; retype it in ASCII if that was meant"
+                ),
             )
-        } else if let Some(c) = checked.chars().find(|c| !c.is_ascii()).filter(|_| entry.kind != IdentifierType::Prefix) {
+        } else if let Some(c) = checked.chars().find(|c| !c.is_ascii()).filter(|_| entry.kind != IdentifierType::Prefix)
+        {
             (
                 format!("{} `{}` contains the non-ASCII character `{c}` (U+{:04X})", kind_word(entry.kind), entry.text, c as u32),
                 "Hadoop user and group names are usually ASCII; check that this is byte for byte the name the cluster's operating system or directory reports (the same character can be written in several Unicode forms)".to_owned(),
@@ -533,12 +537,15 @@ fn bucket_name_problem(bucket: &str) -> Option<String> {
     };
     let problem = if let Some(c) = bucket.chars().find(char::is_ascii_uppercase) {
         format!("it has the upper-case letter `{c}`, and bucket names have none")
-    } else if let Some(c) = bucket.chars().find(|&c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-'))
+    } else if let Some(c) =
+        bucket.chars().find(|&c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-'))
     {
         format!("it has `{}`, and bucket names only have lower-case letters, digits, `.` and `-`", c.escape_debug())
     } else if !(3..=63).contains(&length) {
         format!("it has {length} characters, and bucket names have 3 to 63")
-    } else if !bucket.starts_with(|c: char| c.is_ascii_alphanumeric()) || !bucket.ends_with(|c: char| c.is_ascii_alphanumeric()) {
+    } else if !bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+        || !bucket.ends_with(|c: char| c.is_ascii_alphanumeric())
+    {
         "bucket names start and end with a letter or a digit".to_owned()
     } else if bucket.contains("..") {
         "bucket names have no two adjacent periods".to_owned()
@@ -574,19 +581,13 @@ fn escape_invisible(text: &str) -> String {
 /// The ASCII character that `c` is easily mistaken for: Cyrillic and Greek look-alikes of Latin
 /// letters, full-width forms, dotless i and dashes.
 fn look_alike(c: char) -> Option<char> {
-    const TABLE: &[(char, char)] = &[
-        ('а', 'a'), ('е', 'e'), ('о', 'o'), ('р', 'p'), ('с', 'c'), ('у', 'y'), ('х', 'x'), ('і', 'i'),
-        ('ј', 'j'), ('ѕ', 's'), ('ԁ', 'd'), ('һ', 'h'), ('ԛ', 'q'), ('ԝ', 'w'), ('ӏ', 'l'), ('А', 'A'),
-        ('В', 'B'), ('Е', 'E'), ('К', 'K'), ('М', 'M'), ('Н', 'H'), ('О', 'O'), ('Р', 'P'), ('С', 'C'),
-        ('Т', 'T'), ('Х', 'X'), ('Ѕ', 'S'), ('І', 'I'), ('Ј', 'J'), ('Ү', 'Y'), ('Α', 'A'), ('Β', 'B'),
-        ('Ε', 'E'), ('Ζ', 'Z'), ('Η', 'H'), ('Ι', 'I'), ('Κ', 'K'), ('Μ', 'M'), ('Ν', 'N'), ('Ο', 'O'),
-        ('Ρ', 'P'), ('Τ', 'T'), ('Υ', 'Y'), ('Χ', 'X'), ('ο', 'o'), ('ν', 'v'), ('ı', 'i'), ('ɡ', 'g'),
-        ('\u{2010}', '-'), ('\u{2011}', '-'), ('\u{2012}', '-'), ('\u{2013}', '-'), ('\u{2212}', '-'),
-    ];
+    /// Each character of `FROM` looks like the character at the same position in `TO`.
+    const FROM: &str = "аеорсухіјѕԁһԛԝӏАВЕКМНОРСТХЅІЈҮΑΒΕΖΗΙΚΜΝΟΡΤΥΧονıɡ\u{2010}\u{2011}\u{2012}\u{2013}\u{2212}";
+    const TO: &str = "aeopcyxijsdhqwlABEKMHOPCTXSIJYABEZHIKMNOPTYXovig-----";
     if ('\u{FF01}'..='\u{FF5E}').contains(&c) {
         return char::from_u32(c as u32 - 0xFEE0);
     }
-    TABLE.iter().find(|(from, _)| *from == c).map(|(_, to)| *to)
+    FROM.chars().zip(TO.chars()).find(|(from, _)| *from == c).map(|(_, to)| to)
 }
 
 #[cfg(test)]
@@ -638,6 +639,7 @@ mod tests {
         assert_eq!(look_alike('а'), Some('a'));
         assert_eq!(look_alike('Ａ'), Some('A'));
         assert_eq!(look_alike('a'), None);
+        assert_eq!(look_alike('\u{2212}'), Some('-'));
         assert!(is_invisible('\u{200B}') && is_invisible('\u{00A0}') && !is_invisible(' ') && !is_invisible('é'));
         assert_eq!(escape_invisible("a\u{200b}b"), "a\\u{200b}b");
     }

@@ -387,10 +387,16 @@ mod tests {
         assert!(InstanceProfileArn::parse(&long).is_ok(), "instance profile names have up to 128 characters");
         let cases = [
             ("arn:aws:iam::123456789012:role/r", InstanceProfileArnError::NotAnInstanceProfile("role".into())),
-            ("arn:aws:iam::1234:instance-profile/p", InstanceProfileArnError::Arn(RoleArnError::BadAccount("1234".into()))),
+            (
+                "arn:aws:iam::1234:instance-profile/p",
+                InstanceProfileArnError::Arn(RoleArnError::BadAccount("1234".into())),
+            ),
             ("arn:aws:iam::123456789012:instance-profile/", InstanceProfileArnError::BadNameLength(0)),
             ("arn:aws:iam::123456789012:instance-profile/a b", InstanceProfileArnError::BadChar(' ')),
-            ("arn:aws:iam::123456789012:instance-profile/a//b", InstanceProfileArnError::Arn(RoleArnError::EmptyPathSegment)),
+            (
+                "arn:aws:iam::123456789012:instance-profile/a//b",
+                InstanceProfileArnError::Arn(RoleArnError::EmptyPathSegment),
+            ),
             ("ec2-role", InstanceProfileArnError::Arn(RoleArnError::NotAnArn)),
         ];
         for (text, expected) in cases {

@@ -119,7 +119,13 @@ fn compare(name: &str, extension: &str, actual: &str) -> Option<String> {
         Ok(expected) if expected == actual => None,
         Ok(expected) => {
             let line = expected.lines().zip(actual.lines()).position(|(e, a)| e != a).map_or_else(
-                || format!("the outputs differ in length ({} and {} lines)", expected.lines().count(), actual.lines().count()),
+                || {
+                    format!(
+                        "the outputs differ in length ({} and {} lines)",
+                        expected.lines().count(),
+                        actual.lines().count()
+                    )
+                },
                 |i| format!("first difference at line {}", i + 1),
             );
             Some(format!("{}: {line}; actual output:\n{actual}", path.display()))

@@ -158,11 +158,8 @@ fn globs_shadow_only_what_they_provably_cover() {
 {"Role": "arn:aws:iam::123456789012:role/d", "IdentifierType": "Prefix", "Identifiers": ["s3://lake/*", "s3://la*/", "s3://lake/tmp/"]}
 ]}"#;
     let globs = ResolverOptions { globs: true, ..ResolverOptions::default() };
-    let shadowed: Vec<String> = lints(text, &globs)
-        .iter()
-        .filter(|d| d.code == Code::ShadowedIdentifier)
-        .map(|d| d.pointer.clone())
-        .collect();
+    let shadowed: Vec<String> =
+        lints(text, &globs).iter().filter(|d| d.code == Code::ShadowedIdentifier).map(|d| d.pointer.clone()).collect();
     assert_eq!(
         shadowed,
         [
@@ -179,7 +176,11 @@ fn globs_shadow_only_what_they_provably_cover() {
     assert_eq!(literal_glob, 6, "with globs off, each of the six globs is reported as literal");
     let shadowed_without: Vec<&str> =
         without.iter().filter(|d| d.code == Code::ShadowedIdentifier).map(|d| d.pointer.as_str()).collect();
-    assert_eq!(shadowed_without, ["/RoleMappings/3/Identifiers/0", "/RoleMappings/3/Identifiers/2"], "only literal prefixes");
+    assert_eq!(
+        shadowed_without,
+        ["/RoleMappings/3/Identifiers/0", "/RoleMappings/3/Identifiers/2"],
+        "only literal prefixes"
+    );
 }
 
 #[test]

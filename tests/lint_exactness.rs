@@ -440,10 +440,20 @@ fn check_exactness(
             }
             let redundant = reported.redundant.contains(&(i, p));
             let found = witnesses(kind, text).iter().any(|w| match decided(&reference, w) {
-                Some((j, q)) if j == i => if redundant { q < p } else { q == p },
+                Some((j, q)) if j == i => {
+                    if redundant {
+                        q < p
+                    } else {
+                        q == p
+                    }
+                }
                 _ => false,
             });
-            prop_assert!(found, "no witness for `{text}` (mapping {i}, identifier {p}), which is not reported{}", context());
+            prop_assert!(
+                found,
+                "no witness for `{text}` (mapping {i}, identifier {p}), which is not reported{}",
+                context()
+            );
             exercised.witnesses += 1;
         }
     }
@@ -468,9 +478,8 @@ fn check_exactness(
                 continue;
             }
             let decision = decided(&reference, &request);
-            let by_prefix = decision.is_some_and(|(k, _)| {
-                k <= j && config.mappings()[k].identifier_type() == IdentifierType::Prefix
-            });
+            let by_prefix = decision
+                .is_some_and(|(k, _)| k <= j && config.mappings()[k].identifier_type() == IdentifierType::Prefix);
             // A glob prefix's instantiation need not match the glob; a literal's path always does.
             prop_assert!(
                 by_prefix || is_glob(prefix, &options),

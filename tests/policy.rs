@@ -37,7 +37,8 @@ fn statements(policy: &Value) -> Vec<Value> {
     assert_eq!(policy["Version"], "2012-10-17");
     let statements = policy["Statement"].as_array().expect("statements are an array").clone();
     assert!(!statements.is_empty(), "{policy}");
-    let mut sids: Vec<&str> = statements.iter().map(|s| s["Sid"].as_str().expect("every statement has a Sid")).collect();
+    let mut sids: Vec<&str> =
+        statements.iter().map(|s| s["Sid"].as_str().expect("every statement has a Sid")).collect();
     assert!(sids.iter().all(|sid| !sid.is_empty() && sid.chars().all(|c| c.is_ascii_alphanumeric())), "{sids:?}");
     sids.sort_unstable();
     sids.dedup();
@@ -80,11 +81,15 @@ fn trust_policies_let_the_instance_profile_role_assume_each_distinct_role() {
     let instance_profile_role = RoleArn::parse(INSTANCE_PROFILE_ROLE).expect("valid");
     for config in [config(MULTI), repeated_role()] {
         for source_identity in [false, true] {
-            let policies = policy::trust_policies(&config, &instance_profile_role, source_identity).expect("same partition");
+            let policies =
+                policy::trust_policies(&config, &instance_profile_role, source_identity).expect("same partition");
             let roles: Vec<String> = policies.iter().map(|(role, _)| role.to_string()).collect();
             assert_eq!(roles, distinct_roles(&config), "one document per distinct role, sorted");
-            let actions =
-                if source_identity { json!(["sts:AssumeRole", "sts:SetSourceIdentity"]) } else { json!(["sts:AssumeRole"]) };
+            let actions = if source_identity {
+                json!(["sts:AssumeRole", "sts:SetSourceIdentity"])
+            } else {
+                json!(["sts:AssumeRole"])
+            };
             for (_, document) in &policies {
                 let statements = statements(&parsed(document));
                 assert_eq!(
@@ -110,8 +115,11 @@ fn the_assume_policy_names_exactly_the_distinct_mapped_roles() {
     for config in [config(MULTI), config("examples/configs/aws-docs-example.json"), repeated_role()] {
         for source_identity in [false, true] {
             let statements = statements(&parsed(&policy::assume_policy(&config, source_identity)));
-            let actions =
-                if source_identity { json!(["sts:AssumeRole", "sts:SetSourceIdentity"]) } else { json!(["sts:AssumeRole"]) };
+            let actions = if source_identity {
+                json!(["sts:AssumeRole", "sts:SetSourceIdentity"])
+            } else {
+                json!(["sts:AssumeRole"])
+            };
             assert_eq!(
                 statements,
                 [json!({"Sid": "AssumeEmrfsMappedRoles", "Effect": "Allow", "Action": actions,
@@ -132,8 +140,16 @@ fn the_pass_role_policy_passes_each_cluster_role_to_its_service_only() {
     assert_eq!(
         defaults,
         [
-            pass_role_statement("PassEmrServiceRole", "arn:aws:iam::*:role/EMR_DefaultRole", "elasticmapreduce.amazonaws.com"),
-            pass_role_statement("PassEc2InstanceProfileRole", "arn:aws:iam::*:role/EMR_EC2_DefaultRole", "ec2.amazonaws.com"),
+            pass_role_statement(
+                "PassEmrServiceRole",
+                "arn:aws:iam::*:role/EMR_DefaultRole",
+                "elasticmapreduce.amazonaws.com"
+            ),
+            pass_role_statement(
+                "PassEc2InstanceProfileRole",
+                "arn:aws:iam::*:role/EMR_EC2_DefaultRole",
+                "ec2.amazonaws.com"
+            ),
             pass_role_statement(
                 "PassAutoScalingRole",
                 "arn:aws:iam::*:role/EMR_AutoScaling_DefaultRole",
@@ -184,7 +200,10 @@ fn every_policy_command_prints_json_with_the_expected_statements() {
     let pass = json_stdout(&run(&["policy", "pass-role", "--account", "111122223333", "--format", "json"]));
     let services: Vec<Value> =
         statements(&pass).iter().map(|s| s["Condition"]["StringEquals"]["iam:PassedToService"].clone()).collect();
-    assert_eq!(services, ["elasticmapreduce.amazonaws.com", "ec2.amazonaws.com", "application-autoscaling.amazonaws.com"]);
+    assert_eq!(
+        services,
+        ["elasticmapreduce.amazonaws.com", "ec2.amazonaws.com", "application-autoscaling.amazonaws.com"]
+    );
 
     // The text format is the same documents after `#` header lines.
     let text = run(&["policy", "assume", "--config", MULTI]);
@@ -199,7 +218,10 @@ fn bad_policy_input_exits_2_with_the_reason() {
     let bad: [(&[&str], &str); 6] = [
         (&["policy", "pass-role", "--account", "1111"], "the account `1111` is not 12 digits"),
         (&["policy", "pass-role", "--ec2-role", "EMR EC2"], "the EC2 role `EMR EC2` is not a valid IAM role name"),
-        (&["policy", "trust", "--config", MULTI, "--instance-profile-role", "EMR_EC2_DefaultRole"], "invalid --instance-profile-role"),
+        (
+            &["policy", "trust", "--config", MULTI, "--instance-profile-role", "EMR_EC2_DefaultRole"],
+            "invalid --instance-profile-role",
+        ),
         (
             &["policy", "trust", "--config", MULTI, "--instance-profile-role", "arn:aws-cn:iam::111122223333:role/r"],
             "cannot cross partitions",
@@ -213,7 +235,11 @@ fn bad_policy_input_exits_2_with_the_reason() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
-    assert_eq!(run(&["policy", "trust", "--config", MULTI]).status.code(), Some(2), "--instance-profile-role is required");
+    assert_eq!(
+        run(&["policy", "trust", "--config", MULTI]).status.code(),
+        Some(2),
+        "--instance-profile-role is required"
+    );
 }
 
 #[test]
@@ -238,7 +264,11 @@ fn check_compares_the_instance_profile_with_its_role() {
             .expect("an array")
             .iter()
             .map(|d| {
-                (d["code"].as_str().unwrap_or("").to_owned(), d["severity"].as_str().unwrap_or("").to_owned(), d["line"].as_u64().unwrap_or(99))
+                (
+                    d["code"].as_str().unwrap_or("").to_owned(),
+                    d["severity"].as_str().unwrap_or("").to_owned(),
+                    d["line"].as_u64().unwrap_or(99),
+                )
             })
             .collect();
         (out.status.code(), codes)
@@ -252,7 +282,15 @@ fn check_compares_the_instance_profile_with_its_role() {
         "a different name and a different account"
     );
 
-    let out = run(&["check", "--config", config, "--instance-profile", "arn:aws:iam::123456789012:role/EMR_EC2_Custom", "--instance-profile-role", "arn:aws:iam::123456789012:role/EMR_EC2_Custom"]);
+    let out = run(&[
+        "check",
+        "--config",
+        config,
+        "--instance-profile",
+        "arn:aws:iam::123456789012:role/EMR_EC2_Custom",
+        "--instance-profile-role",
+        "arn:aws:iam::123456789012:role/EMR_EC2_Custom",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("invalid --instance-profile") && stderr.contains(":instance-profile/NAME"), "{stderr}");

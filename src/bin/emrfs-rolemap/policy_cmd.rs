@@ -73,9 +73,8 @@ impl InstanceProfileArgs {
         let (Some(profile), Some(role)) = (&self.instance_profile, &self.instance_profile_role) else {
             return Ok(Vec::new());
         };
-        let profile = InstanceProfileArn::parse(profile).map_err(|e| {
-            Unusable(format!("invalid --instance-profile `{profile}`: {e}\n  = help: {}", e.help()))
-        })?;
+        let profile = InstanceProfileArn::parse(profile)
+            .map_err(|e| Unusable(format!("invalid --instance-profile `{profile}`: {e}\n  = help: {}", e.help())))?;
         let role = role_arn("--instance-profile-role", role)?;
         Ok(policy::instance_profile_mismatches(&profile, &role))
     }
@@ -119,7 +118,8 @@ pub(crate) fn run(command: PolicyCommand) -> Result<ExitCode, Unusable> {
             let config = configuration(&config)?;
             let document = policy::assume_policy(&config, source_identity);
             let roles = document.statements.first().map_or(0, |s| s.resource.len());
-            let header = format!("identity policy of the instance-profile role: AssumeRole on the {roles} mapped role(s)");
+            let header =
+                format!("identity policy of the instance-profile role: AssumeRole on the {roles} mapped role(s)");
             print(&mut out, format, &header, &document)?;
         }
         PolicyCommand::PassRole { service_role, ec2_role, autoscaling_role, account, format } => {
