@@ -157,7 +157,7 @@ fn duplicates(entries: &[Entry<'_>]) -> Vec<Option<usize>> {
 /// For each identifier, the smallest rank of an identifier proven to cover it (at most its own rank);
 /// empty when there are too many identifiers to rank.
 fn covers(entries: &[Entry<'_>], options: &ResolverOptions) -> Vec<usize> {
-    if u32::try_from(entries.len()).map_or(true, |n| n >= NO_RANK) {
+    if entries.len() >= NO_RANK as usize {
         return Vec::new();
     }
     let segment = options.prefix_match == PrefixMatch::Segment;
@@ -237,41 +237,55 @@ enum Part {
     Slash,
 }
 
-/// The glob identifiers of each type, compiled into one set per type.
+/// One compiled glob of a glob identifier.
+#[derive(Debug, Clone, Copy)]
+struct GlobPart {
+    /// The identifier's rank.
+    rank: usize,
+    part: Part,
+    /// The identifier's pattern ends in `*`: its own strings are closed under extension.
+    starred: bool,
+}
+
+/// The glob identifiers of one type: one set, and what each of its globs stands for.
+struct TypeGlobs {
+    set: GlobSet,
+    parts: Vec<GlobPart>,
+}
+
+/// The glob identifiers of each type (in `IdentifierType` order).
 struct GlobIndex {
-    /// Per type (in `IdentifierType` order): the set, and for each of its globs the identifier's rank,
-    /// the part, and whether the glob ends in `*` (then its own strings are closed under extension).
-    sets: [Option<(GlobSet, Vec<(usize, Part, bool)>)>; 3],
+    types: [Option<TypeGlobs>; 3],
 }
 
 impl GlobIndex {
     fn build(entries: &[Entry<'_>], options: &ResolverOptions) -> GlobIndex {
-        let mut builders: [(GlobSetBuilder, Vec<(usize, Part, bool)>); 3] =
+        let mut builders: [(GlobSetBuilder, Vec<GlobPart>); 3] =
             std::array::from_fn(|_| (GlobSetBuilder::new(), Vec::new()));
         for (rank, e) in entries.iter().enumerate().filter(|(_, e)| e.glob) {
             let Ok(globs) = glob::compile(e.text, e.kind, options.prefix_match) else { continue };
             let parts: &[Part] = if globs.len() == 2 { &[Part::Exact, Part::Slash] } else { &[Part::Closed] };
             let starred = e.text_matched.ends_with('*') && !e.text_matched.ends_with("\\*");
-            let (builder, meta) = &mut builders[e.kind as usize];
-            for (g, part) in globs.into_iter().zip(parts) {
+            let (builder, type_parts) = &mut builders[e.kind as usize];
+            for (g, &part) in globs.into_iter().zip(parts) {
                 builder.add(g);
-                meta.push((rank, *part, starred));
+                type_parts.push(GlobPart { rank, part, starred });
             }
         }
         // A set that does not build (too large) proves nothing: no glob is then counted as covering.
-        let sets = builders.map(|(builder, meta)| {
-            if meta.is_empty() {
+        let types = builders.map(|(builder, parts)| {
+            if parts.is_empty() {
                 return None;
             }
-            builder.build().ok().map(|set| (set, meta))
+            builder.build().ok().map(|set| TypeGlobs { set, parts })
         });
-        GlobIndex { sets }
+        GlobIndex { types }
     }
 
     /// The smallest rank of a glob that matches `name` (a user or group name matched whole), or
     /// `usize::MAX`.
     fn best_name_cover(&self, kind: IdentifierType, name: &str) -> usize {
-        self.matching(kind, name).map(|(rank, _, _)| rank).min().unwrap_or(usize::MAX)
+        self.matching(kind, name).iter().map(|g| g.rank).min().unwrap_or(usize::MAX)
     }
 
     /// The smallest rank of a prefix glob that matches every request the literal prefix whose
@@ -279,18 +293,21 @@ impl GlobIndex {
     fn best_prefix_cover(&self, matched: &str) -> usize {
         let literal_has_extensions = matched.ends_with('/');
         self.matching(IdentifierType::Prefix, matched)
-            .filter(|&(_, part, starred)| part != Part::Exact || !literal_has_extensions || starred)
-            .map(|(rank, _, _)| rank)
+            .iter()
+            .filter(|g| g.part != Part::Exact || !literal_has_extensions || g.starred)
+            .map(|g| g.rank)
             .min()
             .unwrap_or(usize::MAX)
     }
 
-    fn matching(&self, kind: IdentifierType, text: &str) -> impl Iterator<Item = (usize, Part, bool)> + '_ {
-        let found = match &self.sets[kind as usize] {
-            Some((set, meta)) => set.matches_candidate(&Candidate::new(text)).into_iter().map(|i| meta[i]).collect(),
+    /// The globs of type `kind` that match `text`.
+    fn matching(&self, kind: IdentifierType, text: &str) -> Vec<GlobPart> {
+        match &self.types[kind as usize] {
+            Some(globs) => {
+                globs.set.matches_candidate(&Candidate::new(text)).into_iter().map(|i| globs.parts[i]).collect()
+            }
             None => Vec::new(),
-        };
-        found.into_iter()
+        }
     }
 }
 
