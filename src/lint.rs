@@ -140,18 +140,15 @@ fn verdict(duplicate: Option<usize>, cover: Option<usize>, rank: usize, mapping_
 /// For each identifier, the rank of the first identical identifier of its mapping when that is an
 /// earlier one.
 fn duplicates(entries: &[Entry<'_>]) -> Vec<Option<usize>> {
-    let mut seen: FxHashMap<&str, usize> = FxHashMap::default();
-    let mut mapping = usize::MAX;
-    let mut out = Vec::with_capacity(entries.len());
-    for (rank, e) in entries.iter().enumerate() {
-        if e.mapping != mapping {
-            seen.clear();
-            mapping = e.mapping;
-        }
-        let first = *seen.entry(&e.text_matched).or_insert(rank);
-        out.push((first < rank).then_some(first));
-    }
-    out
+    let mut first: FxHashMap<(usize, &str), usize> = FxHashMap::default();
+    entries
+        .iter()
+        .enumerate()
+        .map(|(rank, e)| {
+            let first = *first.entry((e.mapping, &e.text_matched)).or_insert(rank);
+            (first < rank).then_some(first)
+        })
+        .collect()
 }
 
 /// For each identifier, the smallest rank of an identifier proven to cover it (at most its own rank);
