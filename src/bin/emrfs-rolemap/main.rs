@@ -3,8 +3,9 @@
 //! Exit status: 0 success, 1 a negative answer (errors found, cases failed, bad request lines),
 //! 2 a usage error or unusable input.
 
-mod policy_cmd;
 mod test_cmd;
+
+mod policy_cmd;
 
 use std::io::{self, BufRead, Read, Write};
 use std::process::ExitCode;
