@@ -1,6 +1,7 @@
 //! `emrfs-rolemap policy`: the IAM policies around the role mappings; and the instance-profile flags of
 //! `check`.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
@@ -99,11 +100,10 @@ pub(crate) fn run(command: PolicyCommand) -> Result<ExitCode, Unusable> {
             let policies = policy::trust_policies(&config, &role, source_identity)?;
             match format {
                 Format::Json => {
-                    let map: serde_json::Map<String, serde_json::Value> = policies
-                        .iter()
-                        .map(|(arn, document)| Ok((arn.to_string(), serde_json::to_value(document)?)))
-                        .collect::<Result<_, serde_json::Error>>()?;
-                    serde_json::to_writer_pretty(&mut out, &map)?;
+                    // Documents serialize field by field, so `Version` stays first whatever the map type.
+                    let by_role: BTreeMap<&str, &PolicyDocument> =
+                        policies.iter().map(|(arn, document)| (arn.as_str(), document)).collect();
+                    serde_json::to_writer_pretty(&mut out, &by_role)?;
                     writeln!(out)?;
                 }
                 Format::Text => {
