@@ -34,6 +34,30 @@ impl fmt::Display for Severity {
 /// The stable identity of a kind of diagnostic; its kebab-case name is part of the JSON output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Code {
+    // Warnings and notes about a valid configuration (`check` reports them beside the errors).
+    /// An identifier never decides: an earlier mapping matches every request it matches.
+    ShadowedIdentifier,
+    /// A mapping never decides: every one of its identifiers is shadowed.
+    UnreachableMapping,
+    /// An identifier repeats an earlier identifier of the same mapping.
+    DuplicateIdentifier,
+    /// An earlier identifier of the same mapping matches every request this one matches (note).
+    RedundantIdentifier,
+    /// A `User` or `Group` mapping loses, for some paths, to an earlier `Prefix` mapping (note).
+    PartiallyShadowedMapping,
+    /// A `Prefix` key does not end in `/`, so it also matches sibling keys.
+    PrefixBoundary,
+    /// A `Prefix` names a bucket that no current S3 bucket can have.
+    InvalidBucketName,
+    /// An identifier holds glob characters while globs are off, so they are matched literally.
+    LiteralGlobCharacters,
+    /// An identifier holds non-ASCII, look-alike or invisible characters.
+    SuspiciousCharacters,
+    /// A `User` identifier looks like a Kerberos principal (`user@REALM`).
+    KerberosPrincipal,
+    /// The instance profile and the role given for it cannot belong together (error).
+    InstanceProfileMismatch,
+    // Errors.
     /// The input is not valid UTF-8.
     InvalidUtf8,
     /// The input is not JSON.
@@ -76,6 +100,17 @@ impl Code {
     /// The kebab-case name, such as `invalid-role-arn`.
     pub fn as_str(self) -> &'static str {
         match self {
+            Code::ShadowedIdentifier => "shadowed-identifier",
+            Code::UnreachableMapping => "unreachable-mapping",
+            Code::DuplicateIdentifier => "duplicate-identifier",
+            Code::RedundantIdentifier => "redundant-identifier",
+            Code::PartiallyShadowedMapping => "partially-shadowed-mapping",
+            Code::PrefixBoundary => "prefix-boundary",
+            Code::InvalidBucketName => "invalid-bucket-name",
+            Code::LiteralGlobCharacters => "literal-glob-characters",
+            Code::SuspiciousCharacters => "suspicious-characters",
+            Code::KerberosPrincipal => "kerberos-principal",
+            Code::InstanceProfileMismatch => "instance-profile-mismatch",
             Code::InvalidUtf8 => "invalid-utf8",
             Code::JsonSyntax => "json-syntax",
             Code::DuplicateKey => "duplicate-key",
@@ -212,9 +247,10 @@ pub struct Diagnostic {
     pub message: String,
     /// The JSON pointer (RFC 6901) of the value concerned; `""` is the whole document.
     pub pointer: String,
-    /// The line of the value concerned, from 1.
+    /// The line of the value concerned, from 1; 0 for a diagnostic about no place in the document
+    /// (such as an instance profile named on the command line).
     pub line: u32,
-    /// The column of the value concerned, in characters from 1.
+    /// The column of the value concerned, in characters from 1; 0 when `line` is 0.
     pub column: u32,
     /// How to fix it.
     pub help: String,
@@ -271,6 +307,17 @@ impl Diagnostics {
     /// How many diagnostics have [`Severity::Error`].
     pub fn error_count(&self) -> usize {
         self.items.iter().filter(|d| d.severity == Severity::Error).count()
+    }
+
+    /// How many diagnostics have `severity`.
+    pub fn count(&self, severity: Severity) -> usize {
+        self.items.iter().filter(|d| d.severity == severity).count()
+    }
+
+    /// Adds a diagnostic, such as one about the command line, keeping source order (those about no place
+    /// in the document come first).
+    pub fn push(&mut self, diagnostic: Diagnostic) {
+        self.extend([diagnostic]);
     }
 
     /// The diagnostics as a slice.
@@ -331,6 +378,18 @@ impl std::error::Error for Diagnostics {}
 fn render_one(out: &mut String, d: &Diagnostic, source: &str, file_name: &str) {
     use std::fmt::Write as _;
     let _ = writeln!(out, "{}[{}]: {}", d.severity, d.code, d.message);
+    if d.line > 0 {
+        render_place(out, d, source, file_name);
+    }
+    if !d.help.is_empty() {
+        let _ = writeln!(out, "  = help: {}", d.help);
+    }
+    out.push('\n');
+}
+
+/// The location line, the source line and the caret under the column.
+fn render_place(out: &mut String, d: &Diagnostic, source: &str, file_name: &str) {
+    use std::fmt::Write as _;
     let place = match &d.embedded_in {
         Some(outer) => format!("{file_name} (document embedded in `{outer}`)"),
         None => file_name.to_owned(),
@@ -346,10 +405,6 @@ fn render_one(out: &mut String, d: &Diagnostic, source: &str, file_name: &str) {
         let _ = writeln!(out, "{number} | {shown}");
         let _ = writeln!(out, "{gutter} | {}^", " ".repeat(caret_at));
     }
-    if !d.help.is_empty() {
-        let _ = writeln!(out, "  = help: {}", d.help);
-    }
-    out.push('\n');
 }
 
 /// Shows at most 100 characters of a long line around `column`; returns the text and the caret offset.

@@ -7,6 +7,8 @@ pub mod compile;
 pub mod config;
 pub mod credentials;
 pub mod diagnostics;
+mod lint;
+pub mod policy;
 pub mod reference;
 pub mod resolve;
 pub mod s3path;

@@ -3,6 +3,8 @@
 //! [`check`] reads bytes through the positioned JSON parser, recognises the form of the document,
 //! walks to `RoleMappings` and checks each mapping, collecting one [`Diagnostic`] per problem with its
 //! JSON pointer, line and column. Nothing stops at the first error: a user fixes a file in one pass.
+//! A configuration without errors then gets the warnings and notes of the lints (`lint.rs`): shadowed
+//! identifiers and mappings, duplicates, prefix boundaries, bucket names and suspicious names.
 
 use crate::compile::{ResolverOptions, glob};
 use crate::config::json::{self, Member, Node, Value, push_pointer_token};
@@ -29,6 +31,8 @@ pub struct Checked {
 /// Checks a security configuration, reporting every problem at once.
 ///
 /// With [`ResolverOptions::globs`] on, identifiers that hold glob characters must also be valid globs.
+/// A configuration without errors also gets warnings and notes, which depend on the prefix mode and the
+/// glob setting too (an identifier shadowed in one mode may decide in the other).
 /// Never fails: a document that cannot be used comes back with `config: None` and its errors.
 ///
 /// ```
@@ -93,10 +97,18 @@ pub fn check(bytes: &[u8], options: &ResolverOptions) -> Checked {
         let config =
             inner.parse().and_then(|inner_root| inner.document(&inner_root, InputForm::DescribeOutput, options));
         outer.diagnostics.append(&mut inner.diagnostics);
-        return outer.finish(config, text, Some(inner_text.clone()));
+        return with_lints(outer.finish(config, text, Some(inner_text.clone())), options);
     }
     let config = outer.document(&root, InputForm::SecurityConfiguration, options);
-    outer.finish(config, text, None)
+    with_lints(outer.finish(config, text, None), options)
+}
+
+/// Adds the warnings and notes about a configuration without errors (`lint.rs`).
+fn with_lints(mut checked: Checked, options: &ResolverOptions) -> Checked {
+    if let Some(config) = &checked.config {
+        checked.diagnostics.extend(crate::lint::lint(config, options));
+    }
+    checked
 }
 
 struct Validator<'t> {

@@ -39,7 +39,7 @@ pub(crate) fn compile(identifier: &str, kind: IdentifierType, mode: PrefixMatch)
 }
 
 /// `BUCKET/KEY` of a prefix identifier (validated to parse), `bucket/` for a bare bucket.
-fn bucket_slash_key_pattern(identifier: &str) -> String {
+pub(crate) fn bucket_slash_key_pattern(identifier: &str) -> String {
     match S3Path::parse(identifier) {
         Ok(path) => match path.bucket_slash_key() {
             Some(text) => text.to_owned(),

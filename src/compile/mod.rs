@@ -8,7 +8,7 @@
 //! rank of a user and groups, computed once, so the per-request work is one trie walk.
 
 pub(crate) mod glob;
-mod trie;
+pub(crate) mod trie;
 
 use std::sync::Arc;
 

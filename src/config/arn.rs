@@ -15,46 +15,7 @@ pub struct RoleArn {
 impl RoleArn {
     /// Parses and validates a role ARN; the error says which part is wrong.
     pub fn parse(text: &str) -> Result<RoleArn, RoleArnError> {
-        let parts: Vec<&str> = text.splitn(6, ':').collect();
-        if parts.first() != Some(&"arn") {
-            return Err(RoleArnError::NotAnArn);
-        }
-        let [_, partition, service, region, account, resource] = parts[..] else {
-            return Err(RoleArnError::TooFewParts);
-        };
-        if !PARTITIONS.contains(&partition) {
-            return Err(RoleArnError::UnknownPartition(partition.to_owned()));
-        }
-        if service != "iam" {
-            return Err(RoleArnError::NotIam(service.to_owned()));
-        }
-        if !region.is_empty() {
-            return Err(RoleArnError::HasRegion(region.to_owned()));
-        }
-        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(RoleArnError::BadAccount(account.to_owned()));
-        }
-        let Some(path_and_name) = resource.strip_prefix("role/") else {
-            let kind = resource.split('/').next().unwrap_or(resource);
-            return Err(RoleArnError::NotARole(kind.to_owned()));
-        };
-        let (path, name) = path_and_name.rsplit_once('/').unwrap_or(("", path_and_name));
-        if name.is_empty() || name.chars().count() > 64 {
-            return Err(RoleArnError::BadNameLength(name.chars().count()));
-        }
-        if let Some(c) = name.chars().find(|&c| !is_iam_name_char(c)) {
-            return Err(RoleArnError::BadNameChar(c));
-        }
-        if !path.is_empty() {
-            for segment in path.split('/') {
-                if segment.is_empty() {
-                    return Err(RoleArnError::EmptyPathSegment);
-                }
-                if let Some(c) = segment.chars().find(|&c| !is_iam_name_char(c)) {
-                    return Err(RoleArnError::BadPathChar(c));
-                }
-            }
-        }
+        check_path_and_name(iam_resource(text, "role")?, 64)?;
         Ok(RoleArn { text: text.into() })
     }
 
@@ -63,10 +24,76 @@ impl RoleArn {
         &self.text
     }
 
+    /// The partition, such as `aws`.
+    pub fn partition(&self) -> &str {
+        self.text.split(':').nth(1).unwrap_or_default()
+    }
+
+    /// The 12-digit account that owns the role.
+    pub fn account(&self) -> &str {
+        self.text.split(':').nth(4).unwrap_or_default()
+    }
+
     /// The role's name: the last segment after `role/`, without its path.
     pub fn name(&self) -> &str {
         self.text.rsplit('/').next().unwrap_or(&self.text)
     }
+}
+
+/// The `[PATH/]NAME` after `TYPE/` of an IAM ARN `arn:PARTITION:iam::ACCOUNT:TYPE/[PATH/]NAME`, once
+/// every part before it is checked; a resource of another type is [`RoleArnError::NotARole`].
+pub(crate) fn iam_resource<'t>(text: &'t str, resource_type: &str) -> Result<&'t str, RoleArnError> {
+    let parts: Vec<&str> = text.splitn(6, ':').collect();
+    if parts.first() != Some(&"arn") {
+        return Err(RoleArnError::NotAnArn);
+    }
+    let [_, partition, service, region, account, resource] = parts[..] else {
+        return Err(RoleArnError::TooFewParts);
+    };
+    if !PARTITIONS.contains(&partition) {
+        return Err(RoleArnError::UnknownPartition(partition.to_owned()));
+    }
+    if service != "iam" {
+        return Err(RoleArnError::NotIam(service.to_owned()));
+    }
+    if !region.is_empty() {
+        return Err(RoleArnError::HasRegion(region.to_owned()));
+    }
+    if !is_account(account) {
+        return Err(RoleArnError::BadAccount(account.to_owned()));
+    }
+    match resource.strip_prefix(resource_type).and_then(|rest| rest.strip_prefix('/')) {
+        Some(path_and_name) => Ok(path_and_name),
+        None => Err(RoleArnError::NotARole(resource.split('/').next().unwrap_or(resource).to_owned())),
+    }
+}
+
+/// Whether `text` is an AWS account ID: exactly 12 digits.
+pub(crate) fn is_account(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Checks `[PATH/]NAME`: a name of 1 to `max_name` characters, and path segments, all of IAM name
+/// characters. The name-length error reports the count whatever `max_name` is.
+pub(crate) fn check_path_and_name(path_and_name: &str, max_name: usize) -> Result<(), RoleArnError> {
+    let (path, name) = path_and_name.rsplit_once('/').unwrap_or(("", path_and_name));
+    if name.is_empty() || name.chars().count() > max_name {
+        return Err(RoleArnError::BadNameLength(name.chars().count()));
+    }
+    if let Some(c) = name.chars().find(|&c| !is_iam_name_char(c)) {
+        return Err(RoleArnError::BadNameChar(c));
+    }
+    if !path.is_empty() {
+        for segment in path.split('/') {
+            if segment.is_empty() {
+                return Err(RoleArnError::EmptyPathSegment);
+            }
+            if let Some(c) = segment.chars().find(|&c| !is_iam_name_char(c)) {
+                return Err(RoleArnError::BadPathChar(c));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The characters IAM allows in role names and path segments.
@@ -182,7 +209,8 @@ mod tests {
         ] {
             assert!(RoleArn::parse(ok).is_ok(), "{ok}");
         }
-        assert_eq!(RoleArn::parse("arn:aws:iam::123456789012:role/p/q/name").unwrap().name(), "name");
+        let arn = RoleArn::parse("arn:aws-cn:iam::123456789012:role/p/q/name").unwrap();
+        assert_eq!((arn.name(), arn.partition(), arn.account()), ("name", "aws-cn", "123456789012"));
     }
 
     #[test]

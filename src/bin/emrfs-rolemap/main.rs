@@ -7,13 +7,16 @@
 mod credentials_cmd;
 mod test_cmd;
 
+mod policy_cmd;
+
 use std::io::{self, BufRead, Read, Write};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use emrfs_rolemap::cases::CaseFile;
 use emrfs_rolemap::{
-    Checked, PrefixMatch, Request, RequestSpec, Resolver, ResolverBuilder, ResolverOptions, RoleArn, check,
+    Checked, PrefixMatch, Request, RequestSpec, Resolver, ResolverBuilder, ResolverOptions, RoleArn,
+    SecurityConfiguration, Severity, check,
 };
 
 /// Decide which IAM role an EMRFS S3 request uses, from a security configuration's role mappings.
@@ -26,12 +29,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate a security configuration and print every diagnostic.
+    /// Validate a security configuration and print every diagnostic: errors, warnings and notes.
     Check {
         #[command(flatten)]
         config: ConfigArgs,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Exit 1 when there is a warning, not only an error (notes never fail).
+        #[arg(long)]
+        deny_warnings: bool,
+        #[command(flatten)]
+        instance_profile: policy_cmd::InstanceProfileArgs,
+    },
+    /// Print the IAM policies the mapped roles, the instance-profile role and cluster creators need.
+    Policy {
+        #[command(subcommand)]
+        policy: policy_cmd::PolicyCommand,
     },
     /// Resolve one request, or a JSON Lines file of requests with --requests.
     Resolve {
@@ -148,7 +161,10 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<ExitCode, Unusable> {
     match command {
-        Command::Check { config, format } => check_command(&config, format),
+        Command::Check { config, format, deny_warnings, instance_profile } => {
+            check_command(&config, format, deny_warnings, &instance_profile)
+        }
+        Command::Policy { policy } => policy_cmd::run(policy),
         Command::Resolve { config, requests: Some(file), .. } => {
             if file == "-" && config.config == "-" {
                 return Err(Unusable("--config and --requests cannot both read standard input".into()));
@@ -250,20 +266,33 @@ fn read_input(file: &str) -> Result<String, Unusable> {
 /// Reads, checks and compiles the configuration; any error makes the input unusable.
 fn load(args: &ConfigArgs) -> Result<Resolver, Unusable> {
     let (checked, options) = args.check()?;
+    let config = usable(checked, args.display_name())?;
+    Ok(ResolverBuilder::with_options(options).build(&config)?)
+}
+
+/// The configuration of a check without errors; errors make the input unusable.
+fn usable(checked: Checked, display_name: &str) -> Result<SecurityConfiguration, Unusable> {
     let Some(config) = checked.config else {
-        let rendered = checked.diagnostics.render(args.display_name());
+        let rendered = checked.diagnostics.render(display_name);
         return Err(Unusable(format!(
-            "the configuration `{}` has {} error(s):\n\n{}",
-            args.display_name(),
+            "the configuration `{display_name}` has {} error(s):\n\n{}",
             checked.diagnostics.error_count(),
             rendered.trim_end()
         )));
     };
-    Ok(ResolverBuilder::with_options(options).build(&config)?)
+    Ok(config)
 }
 
-fn check_command(args: &ConfigArgs, format: Format) -> Result<ExitCode, Unusable> {
-    let (checked, _) = args.check()?;
+fn check_command(
+    args: &ConfigArgs,
+    format: Format,
+    deny_warnings: bool,
+    instance_profile: &policy_cmd::InstanceProfileArgs,
+) -> Result<ExitCode, Unusable> {
+    let (mut checked, _) = args.check()?;
+    for mismatch in instance_profile.mismatches()? {
+        checked.diagnostics.push(mismatch);
+    }
     let diagnostics = &checked.diagnostics;
     let mut out = io::stdout().lock();
     match format {
@@ -273,27 +302,23 @@ fn check_command(args: &ConfigArgs, format: Format) -> Result<ExitCode, Unusable
         }
         Format::Text => {
             write!(out, "{}", diagnostics.render(args.display_name()))?;
-            let warnings = diagnostics.len() - diagnostics.error_count();
+            let (errors, warnings, notes) =
+                (diagnostics.error_count(), diagnostics.count(Severity::Warning), diagnostics.count(Severity::Note));
+            let counts = format!("{warnings} warning(s), {notes} note(s)");
             match &checked.config {
-                Some(config) => writeln!(
+                Some(config) if errors == 0 => writeln!(
                     out,
-                    "{}: ok, {} role mapping(s), {} identifier(s), {} warning(s)",
+                    "{}: ok, {} role mapping(s), {} identifier(s), {counts}",
                     args.display_name(),
                     config.mappings().len(),
                     config.identifier_count(),
-                    warnings
                 )?,
-                None => writeln!(
-                    out,
-                    "{}: {} error(s), {} warning(s)",
-                    args.display_name(),
-                    diagnostics.error_count(),
-                    warnings
-                )?,
+                _ => writeln!(out, "{}: {errors} error(s), {counts}", args.display_name())?,
             }
         }
     }
-    Ok(if diagnostics.error_count() == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    let failed = diagnostics.error_count() > 0 || (deny_warnings && diagnostics.count(Severity::Warning) > 0);
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 /// Resolves each JSON line of `input`, writing one JSON line per request; bad lines get an error line.

@@ -1,0 +1,419 @@
+//! The IAM policies around EMRFS role mappings, and the check that an instance profile fits its role.
+//!
+//! EMRFS runs on the cluster's EC2 instances with the instance profile's role and, for a request that a
+//! mapping decides, calls STS `AssumeRole` on the mapping's role. So every mapped role must trust the
+//! instance-profile role ([`trust_policies`]), the instance-profile role must be allowed to assume
+//! exactly the mapped roles ([`assume_policy`]), and whoever creates the cluster must be allowed to pass
+//! the cluster's roles, and only those, to the services that use them ([`pass_role_policy`]). EMR also
+//! rejects an EC2 instance profile whose name differs from its role's
+//! ([`instance_profile_mismatches`]).
+//!
+//! Every document has `"Version": "2012-10-17"` and statements with `Sid`s, and serializes to the JSON
+//! IAM accepts.
+//!
+//! ```
+//! use emrfs_rolemap::{RoleArn, SecurityConfiguration, policy};
+//! let config = SecurityConfiguration::from_json(r#"{"RoleMappings": [
+//!     {"Role": "arn:aws:iam::123456789012:role/analysts", "IdentifierType": "Group", "Identifiers": ["analysts"]}
+//! ]}"#)?;
+//! let assume = policy::assume_policy(&config, false);
+//! assert_eq!(assume.statements[0].resource, ["arn:aws:iam::123456789012:role/analysts"]);
+//! let instance_profile_role = RoleArn::parse("arn:aws:iam::123456789012:role/EMR_EC2_DefaultRole")?;
+//! let trust = policy::trust_policies(&config, &instance_profile_role, false)?;
+//! assert_eq!(trust[0].0.name(), "analysts");
+//! println!("{}", trust[0].1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::config::arn::{self, RoleArnError};
+use crate::config::{RoleArn, SecurityConfiguration};
+use crate::diagnostics::{Code, Diagnostic, Severity};
+
+/// The IAM policy language version every generated document declares.
+pub const POLICY_VERSION: &str = "2012-10-17";
+
+/// The service principals that use the cluster's roles, as `iam:PassedToService` names them.
+pub const EMR_SERVICE: &str = "elasticmapreduce.amazonaws.com";
+/// The service that receives the EC2 instance-profile role.
+pub const EC2_SERVICE: &str = "ec2.amazonaws.com";
+/// The service that receives the automatic-scaling role.
+pub const AUTOSCALING_SERVICE: &str = "application-autoscaling.amazonaws.com";
+
+/// An IAM policy document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyDocument {
+    /// Always [`POLICY_VERSION`].
+    #[serde(rename = "Version")]
+    pub version: &'static str,
+    /// The statements, each with a `Sid`.
+    #[serde(rename = "Statement")]
+    pub statements: Vec<Statement>,
+}
+
+impl PolicyDocument {
+    fn new(statements: Vec<Statement>) -> Self {
+        PolicyDocument { version: POLICY_VERSION, statements }
+    }
+}
+
+/// Pretty-printed JSON, ready to paste into IAM.
+impl fmt::Display for PolicyDocument {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let json = serde_json::to_string_pretty(self).map_err(|_| fmt::Error)?;
+        f.write_str(&json)
+    }
+}
+
+/// One `Allow` statement of a policy document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Statement {
+    /// The statement's identifier (letters and digits only, as IAM requires).
+    pub sid: &'static str,
+    /// Always `Allow`: the generated policies grant, the absence of a grant denies.
+    pub effect: Effect,
+    /// Who may act, for a trust policy; absent in identity policies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<Principal>,
+    /// The allowed actions.
+    pub action: Vec<&'static str>,
+    /// The resources the actions are allowed on; absent in trust policies (the role itself).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resource: Vec<String>,
+    /// `{"StringEquals": {key: value}}` conditions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<Condition>,
+}
+
+/// The effect of a statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Effect {
+    /// The statement grants its actions.
+    Allow,
+}
+
+/// The principal of a trust-policy statement: an AWS principal ARN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Principal {
+    /// The ARN of the IAM role (or user) trusted.
+    #[serde(rename = "AWS")]
+    pub aws: String,
+}
+
+/// The conditions of a statement, all `StringEquals`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Condition {
+    /// Condition key to the value it must equal.
+    #[serde(rename = "StringEquals")]
+    pub string_equals: BTreeMap<&'static str, &'static str>,
+}
+
+/// Why a policy cannot be generated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// A mapped role is in another partition than the instance-profile role: STS cannot cross partitions.
+    #[error("mapped role `{role}` is in partition `{}`, but the instance-profile role `{instance_profile_role}` is in `{}`; AssumeRole cannot cross partitions", role.partition(), instance_profile_role.partition())]
+    PartitionMismatch {
+        /// The mapped role.
+        role: RoleArn,
+        /// The instance-profile role.
+        instance_profile_role: RoleArn,
+    },
+    /// The account is not 12 digits.
+    #[error("the account `{0}` is not 12 digits")]
+    InvalidAccount(String),
+    /// A cluster role name is not a valid IAM role name (or `PATH/NAME`).
+    #[error("the {which} `{name}` is not a valid IAM role name: {error}")]
+    InvalidRoleName {
+        /// Which role: `service role`, `EC2 role` or `autoscaling role`.
+        which: &'static str,
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        error: RoleArnError,
+    },
+}
+
+/// The distinct roles of the mappings, sorted by ARN.
+pub fn mapped_roles(config: &SecurityConfiguration) -> Vec<&RoleArn> {
+    let mut roles: Vec<&RoleArn> = config.mappings().iter().map(|m| m.role()).collect();
+    roles.sort();
+    roles.dedup();
+    roles
+}
+
+/// The actions the instance-profile role needs on each mapped role.
+fn assume_actions(source_identity: bool) -> Vec<&'static str> {
+    let mut actions = vec!["sts:AssumeRole"];
+    if source_identity {
+        actions.push("sts:SetSourceIdentity");
+    }
+    actions
+}
+
+/// For each distinct mapped role, sorted by ARN, the trust policy that lets `instance_profile_role`
+/// assume it: `sts:AssumeRole`, and `sts:SetSourceIdentity` when EMRFS sets a source identity.
+///
+/// Fails when a mapped role is in another partition than the instance-profile role.
+pub fn trust_policies<'c>(
+    config: &'c SecurityConfiguration,
+    instance_profile_role: &RoleArn,
+    source_identity: bool,
+) -> Result<Vec<(&'c RoleArn, PolicyDocument)>, PolicyError> {
+    mapped_roles(config)
+        .into_iter()
+        .map(|role| {
+            if role.partition() != instance_profile_role.partition() {
+                return Err(PolicyError::PartitionMismatch {
+                    role: role.clone(),
+                    instance_profile_role: instance_profile_role.clone(),
+                });
+            }
+            let statement = Statement {
+                sid: "TrustEmrfsInstanceProfileRole",
+                effect: Effect::Allow,
+                principal: Some(Principal { aws: instance_profile_role.to_string() }),
+                action: assume_actions(source_identity),
+                resource: Vec::new(),
+                condition: None,
+            };
+            Ok((role, PolicyDocument::new(vec![statement])))
+        })
+        .collect()
+}
+
+/// The identity policy of the instance-profile role: `sts:AssumeRole` (and `sts:SetSourceIdentity` when
+/// asked, which roles in other accounts need on both sides) on exactly the distinct mapped roles.
+pub fn assume_policy(config: &SecurityConfiguration, source_identity: bool) -> PolicyDocument {
+    PolicyDocument::new(vec![Statement {
+        sid: "AssumeEmrfsMappedRoles",
+        effect: Effect::Allow,
+        principal: None,
+        action: assume_actions(source_identity),
+        resource: mapped_roles(config).into_iter().map(RoleArn::to_string).collect(),
+        condition: None,
+    }])
+}
+
+/// The roles a cluster is created with, by name (`NAME` or `PATH/NAME`), and their account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterRoles {
+    /// The EMR service role, passed to `elasticmapreduce.amazonaws.com`.
+    pub service_role: String,
+    /// The role of the EC2 instance profile, passed to `ec2.amazonaws.com`.
+    pub ec2_role: String,
+    /// The automatic-scaling role, passed to `application-autoscaling.amazonaws.com`.
+    pub autoscaling_role: String,
+    /// The 12-digit account of the roles; `None` writes `*`.
+    pub account: Option<String>,
+}
+
+impl Default for ClusterRoles {
+    /// EMR's default roles, in any account.
+    fn default() -> Self {
+        ClusterRoles {
+            service_role: "EMR_DefaultRole".to_owned(),
+            ec2_role: "EMR_EC2_DefaultRole".to_owned(),
+            autoscaling_role: "EMR_AutoScaling_DefaultRole".to_owned(),
+            account: None,
+        }
+    }
+}
+
+/// The inline policy that lets cluster creators pass the cluster's roles and nothing else: one
+/// `iam:PassRole` statement per role, each restricted by `iam:PassedToService` to the service that uses
+/// the role. Roles are in the `aws` partition.
+///
+/// Fails when the account is not 12 digits or a name is not an IAM role name.
+pub fn pass_role_policy(roles: &ClusterRoles) -> Result<PolicyDocument, PolicyError> {
+    let account = match &roles.account {
+        Some(account) if !arn::is_account(account) => return Err(PolicyError::InvalidAccount(account.clone())),
+        Some(account) => account.as_str(),
+        None => "*",
+    };
+    let statement = |sid: &'static str, which: &'static str, name: &str, service: &'static str| {
+        arn::check_path_and_name(name, 64).map_err(|error| PolicyError::InvalidRoleName {
+            which,
+            name: name.to_owned(),
+            error,
+        })?;
+        Ok(Statement {
+            sid,
+            effect: Effect::Allow,
+            principal: None,
+            action: vec!["iam:PassRole"],
+            resource: vec![format!("arn:aws:iam::{account}:role/{name}")],
+            condition: Some(Condition { string_equals: BTreeMap::from([("iam:PassedToService", service)]) }),
+        })
+    };
+    Ok(PolicyDocument::new(vec![
+        statement("PassEmrServiceRole", "service role", &roles.service_role, EMR_SERVICE)?,
+        statement("PassEc2InstanceProfileRole", "EC2 role", &roles.ec2_role, EC2_SERVICE)?,
+        statement("PassAutoScalingRole", "autoscaling role", &roles.autoscaling_role, AUTOSCALING_SERVICE)?,
+    ]))
+}
+
+/// A validated IAM instance profile ARN, `arn:PARTITION:iam::ACCOUNT:instance-profile/[PATH/]NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InstanceProfileArn {
+    text: Box<str>,
+}
+
+impl InstanceProfileArn {
+    /// Parses and validates an instance profile ARN; the error says which part is wrong.
+    pub fn parse(text: &str) -> Result<Self, InstanceProfileArnError> {
+        let path_and_name = arn::iam_resource(text, "instance-profile").map_err(|e| match e {
+            RoleArnError::NotARole(kind) => InstanceProfileArnError::NotAnInstanceProfile(kind),
+            other => InstanceProfileArnError::Arn(other),
+        })?;
+        arn::check_path_and_name(path_and_name, 128).map_err(|e| match e {
+            RoleArnError::BadNameLength(n) => InstanceProfileArnError::BadNameLength(n),
+            RoleArnError::BadNameChar(c) | RoleArnError::BadPathChar(c) => InstanceProfileArnError::BadChar(c),
+            other => InstanceProfileArnError::Arn(other),
+        })?;
+        Ok(InstanceProfileArn { text: text.into() })
+    }
+
+    /// The ARN as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The instance profile's name: the last segment, without its path.
+    pub fn name(&self) -> &str {
+        self.text.rsplit('/').next().unwrap_or(&self.text)
+    }
+
+    /// The partition, such as `aws`.
+    pub fn partition(&self) -> &str {
+        self.text.split(':').nth(1).unwrap_or_default()
+    }
+
+    /// The 12-digit account that owns the instance profile.
+    pub fn account(&self) -> &str {
+        self.text.split(':').nth(4).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for InstanceProfileArn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Which part of an instance profile ARN is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InstanceProfileArnError {
+    /// A part every IAM ARN has (prefix, partition, service, region, account) or an empty path segment.
+    #[error("{0}")]
+    Arn(RoleArnError),
+    /// The resource is not `instance-profile/...`.
+    #[error("the resource type is `{0}`, not `instance-profile`")]
+    NotAnInstanceProfile(String),
+    /// The name is empty or longer than 128 characters.
+    #[error("the instance profile name has {0} characters; IAM allows 1 to 128")]
+    BadNameLength(usize),
+    /// The name or path has a character IAM does not allow.
+    #[error("the instance profile name or path contains `{0}`, which IAM does not allow")]
+    BadChar(char),
+}
+
+impl InstanceProfileArnError {
+    /// How to fix the ARN.
+    pub fn help(&self) -> String {
+        match self {
+            InstanceProfileArnError::NotAnInstanceProfile(kind) if kind == "role" => {
+                "this is a role ARN; the instance profile ARN has `:instance-profile/NAME` where the role has `:role/NAME`".to_owned()
+            }
+            InstanceProfileArnError::Arn(RoleArnError::UnknownPartition(_)) => {
+                format!("the partition is one of {}", arn::backticked(&arn::PARTITIONS))
+            }
+            InstanceProfileArnError::Arn(RoleArnError::BadAccount(_)) => {
+                "the account ID is exactly 12 digits, leading zeros included".to_owned()
+            }
+            _ => "an instance profile ARN looks like `arn:aws:iam::123456789012:instance-profile/NAME`; names use only letters, digits and `+=,.@_-`".to_owned(),
+        }
+    }
+}
+
+/// The reasons EMR cannot use `profile` with `role` as its EC2 instance profile: the names differ (EMR
+/// rejects the cluster with "invalid instance profile"), or they are in different accounts (an instance
+/// profile only holds a role of its own account). Each is an error diagnostic about no place in the
+/// document (line and column 0).
+pub fn instance_profile_mismatches(profile: &InstanceProfileArn, role: &RoleArn) -> Vec<Diagnostic> {
+    let diagnostic = |message: String, help: String| Diagnostic {
+        code: Code::InstanceProfileMismatch,
+        severity: Severity::Error,
+        message,
+        pointer: String::new(),
+        line: 0,
+        column: 0,
+        help,
+        embedded_in: None,
+    };
+    let mut found = Vec::new();
+    if profile.name() != role.name() {
+        let name = role.name();
+        found.push(diagnostic(
+            format!("the instance profile `{}` and its role `{name}` have different names", profile.name()),
+            format!(
+                "EMR rejects such a cluster with \"invalid instance profile\"; create an instance profile named like the role (`aws iam create-instance-profile --instance-profile-name {name}`, then `aws iam add-role-to-instance-profile --instance-profile-name {name} --role-name {name}`) and use it"
+            ),
+        ));
+    }
+    if (profile.partition(), profile.account()) != (role.partition(), role.account()) {
+        found.push(diagnostic(
+            format!("the instance profile `{profile}` and its role `{role}` are in different accounts"),
+            "an instance profile can only hold a role of its own account; use a role of that account".to_owned(),
+        ));
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_profile_arns_name_the_wrong_part() {
+        let ok = InstanceProfileArn::parse("arn:aws:iam::123456789012:instance-profile/emr/EMR_EC2_Custom").unwrap();
+        assert_eq!((ok.name(), ok.partition(), ok.account()), ("EMR_EC2_Custom", "aws", "123456789012"));
+        let long = format!("arn:aws:iam::123456789012:instance-profile/{}", "n".repeat(128));
+        assert!(InstanceProfileArn::parse(&long).is_ok(), "instance profile names have up to 128 characters");
+        let cases = [
+            ("arn:aws:iam::123456789012:role/r", InstanceProfileArnError::NotAnInstanceProfile("role".into())),
+            (
+                "arn:aws:iam::1234:instance-profile/p",
+                InstanceProfileArnError::Arn(RoleArnError::BadAccount("1234".into())),
+            ),
+            ("arn:aws:iam::123456789012:instance-profile/", InstanceProfileArnError::BadNameLength(0)),
+            ("arn:aws:iam::123456789012:instance-profile/a b", InstanceProfileArnError::BadChar(' ')),
+            (
+                "arn:aws:iam::123456789012:instance-profile/a//b",
+                InstanceProfileArnError::Arn(RoleArnError::EmptyPathSegment),
+            ),
+            ("ec2-role", InstanceProfileArnError::Arn(RoleArnError::NotAnArn)),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(InstanceProfileArn::parse(text), Err(expected), "{text}");
+        }
+        let role = InstanceProfileArn::parse("arn:aws:iam::123456789012:role/r").unwrap_err();
+        assert!(role.help().contains(":instance-profile/NAME"), "{}", role.help());
+    }
+
+    #[test]
+    fn pass_role_rejects_bad_accounts_and_names() {
+        let roles = ClusterRoles { account: Some("12345".into()), ..ClusterRoles::default() };
+        assert_eq!(pass_role_policy(&roles), Err(PolicyError::InvalidAccount("12345".into())));
+        let roles = ClusterRoles { ec2_role: "arn:aws:iam::123456789012:role/x".into(), ..ClusterRoles::default() };
+        assert!(matches!(pass_role_policy(&roles), Err(PolicyError::InvalidRoleName { which: "EC2 role", .. })));
+        let roles = ClusterRoles { service_role: "service-role/EMR_Custom".into(), ..ClusterRoles::default() };
+        let policy = pass_role_policy(&roles).unwrap();
+        assert_eq!(policy.statements[0].resource, ["arn:aws:iam::*:role/service-role/EMR_Custom"]);
+    }
+}

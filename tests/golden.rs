@@ -1,0 +1,180 @@
+//! Golden outputs: `check` on a configuration per kind of warning and note, and every `policy` command,
+//! each in text and in JSON, compared byte for byte with the files under `tests/golden/`, and each with
+//! its exit status.
+//!
+//! After an intended change of output, regenerate the files with
+//! `UPDATE_GOLDEN=1 cargo test --test golden` and review the diff before committing it.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const R: &str = "arn:aws:iam::123456789012:role";
+
+/// A command whose text and JSON outputs are pinned: `tests/golden/{name}.txt` and `.json`.
+struct Case {
+    name: &'static str,
+    args: Vec<String>,
+    status: i32,
+}
+
+fn check(name: &'static str, config: &str, extra: &[&str], status: i32) -> Case {
+    let mut args = vec!["check".to_owned(), "--config".to_owned(), config.to_owned()];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    Case { name, args, status }
+}
+
+/// `check` on `tests/golden/configs/{config}.json`.
+fn check_golden(name: &'static str, config: &str, extra: &[&str], status: i32) -> Case {
+    check(name, &format!("tests/golden/configs/{config}.json"), extra, status)
+}
+
+fn policy(name: &'static str, args: &[&str]) -> Case {
+    let mut all = vec!["policy".to_owned()];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    Case { name, args: all, status: 0 }
+}
+
+fn cases() -> Vec<Case> {
+    let profile = "arn:aws:iam::123456789012:instance-profile/EMR_EC2_Custom";
+    let multi = "examples/configs/multi-team.json";
+    let multi_role = "arn:aws:iam::111122223333:role/EMR_EC2_DefaultRole";
+    vec![
+        check_golden("check/shadowed-identifier", "shadowed-identifier", &[], 0),
+        check_golden("check/unreachable-mapping", "unreachable-mapping", &[], 0),
+        check_golden("check/duplicate-and-redundant-identifier", "duplicate-identifier", &[], 0),
+        check_golden("check/partially-shadowed-mapping", "partially-shadowed-mapping", &[], 0),
+        check_golden("check/prefix-boundary", "prefix-boundary", &[], 0),
+        check_golden("check/prefix-boundary-segment-mode", "prefix-boundary", &["--prefix-match", "segment"], 0),
+        check_golden("check/invalid-bucket-name", "invalid-bucket-name", &[], 0),
+        check_golden("check/literal-glob-characters", "literal-glob-characters", &[], 0),
+        check_golden("check/literal-glob-characters-with-globs", "literal-glob-characters", &["--globs"], 0),
+        check_golden("check/suspicious-characters", "suspicious-characters", &[], 0),
+        check_golden("check/kerberos-principal", "kerberos-principal", &[], 0),
+        check_golden("check/globs", "globs", &["--globs"], 0),
+        check_golden("check/string-mode", "prefix-modes", &[], 0),
+        check_golden("check/segment-mode", "prefix-modes", &["--prefix-match", "segment"], 0),
+        check_golden("check/deny-warnings", "shadowed-identifier", &["--deny-warnings"], 1),
+        check_golden("check/deny-warnings-notes-only", "partially-shadowed-mapping", &["--deny-warnings"], 0),
+        check_golden(
+            "check/instance-profile-mismatch",
+            "clean",
+            &["--instance-profile", profile, "--instance-profile-role", &format!("{R}/EMR_EC2_CustomRole")],
+            1,
+        ),
+        check_golden(
+            "check/instance-profile-match",
+            "clean",
+            &["--instance-profile", profile, "--instance-profile-role", &format!("{R}/emr/EMR_EC2_Custom")],
+            0,
+        ),
+        check("check/aws-docs-example", "examples/configs/aws-docs-example.json", &[], 0),
+        check("check/describe-output", "examples/configs/describe-security-configuration-output.json", &[], 0),
+        policy("policy/trust", &["trust", "--config", multi, "--instance-profile-role", multi_role]),
+        policy(
+            "policy/trust-source-identity",
+            &["trust", "--config", multi, "--instance-profile-role", multi_role, "--source-identity"],
+        ),
+        policy("policy/assume", &["assume", "--config", multi]),
+        policy("policy/assume-source-identity", &["assume", "--config", multi, "--source-identity"]),
+        policy("policy/pass-role", &["pass-role"]),
+        policy(
+            "policy/pass-role-custom",
+            &[
+                "pass-role",
+                "--service-role",
+                "service-role/EMR_Custom",
+                "--ec2-role",
+                "EMR_EC2_Custom",
+                "--autoscaling-role",
+                "EMR_AutoScaling_Custom",
+                "--account",
+                "111122223333",
+            ],
+        ),
+    ]
+}
+
+fn run(args: &[String]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_emrfs-rolemap"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs")
+}
+
+fn golden_path(name: &str, extension: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{name}.{extension}"))
+}
+
+/// Compares `actual` with the golden file, or writes it when `UPDATE_GOLDEN` is set; returns a
+/// description of the difference.
+fn compare(name: &str, extension: &str, actual: &str) -> Option<String> {
+    let path = golden_path(name, extension);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("golden directory");
+        std::fs::write(&path, actual).expect("golden file written");
+        return None;
+    }
+    match std::fs::read_to_string(&path) {
+        Ok(expected) if expected == actual => None,
+        Ok(expected) => {
+            let line = expected.lines().zip(actual.lines()).position(|(e, a)| e != a).map_or_else(
+                || {
+                    format!(
+                        "the outputs differ in length ({} and {} lines)",
+                        expected.lines().count(),
+                        actual.lines().count()
+                    )
+                },
+                |i| format!("first difference at line {}", i + 1),
+            );
+            Some(format!("{}: {line}; actual output:\n{actual}", path.display()))
+        }
+        Err(e) => Some(format!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display())),
+    }
+}
+
+#[test]
+fn outputs_match_the_golden_files() {
+    let mut failures = Vec::new();
+    for case in cases() {
+        let text = run(&case.args);
+        let mut json_args = case.args.clone();
+        json_args.extend(["--format".to_owned(), "json".to_owned()]);
+        let json = run(&json_args);
+        for (output, format) in [(&text, "text"), (&json, "json")] {
+            let status = output.status.code();
+            if status != Some(case.status) {
+                failures.push(format!(
+                    "{} ({format}): exit status {status:?}, expected {}; stderr: {}",
+                    case.name,
+                    case.status,
+                    String::from_utf8_lossy(&output.stderr)
+                ));
+            }
+        }
+        let json_text = String::from_utf8(json.stdout).expect("UTF-8 output");
+        if let Err(e) = serde_json::from_str::<serde_json::Value>(&json_text) {
+            failures.push(format!("{}: the JSON output does not parse: {e}\n{json_text}", case.name));
+        }
+        let text = String::from_utf8(text.stdout).expect("UTF-8 output");
+        failures.extend(compare(case.name, "txt", &text));
+        failures.extend(compare(case.name, "json", &json_text));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Every golden file belongs to a case, so that a renamed case leaves no stale file behind.
+#[test]
+fn every_golden_file_has_a_case() {
+    let names: Vec<String> = cases().iter().map(|c| c.name.to_owned()).collect();
+    for directory in ["check", "policy"] {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(directory);
+        for entry in std::fs::read_dir(&dir).expect("the golden directory exists") {
+            let file = entry.expect("readable").file_name().to_string_lossy().into_owned();
+            let stem = file.rsplit_once('.').map_or(file.as_str(), |(stem, _)| stem);
+            let name = format!("{directory}/{stem}");
+            assert!(names.contains(&name), "{name}: golden file without a case");
+        }
+    }
+}
