@@ -213,6 +213,70 @@ impl<'t> Locator<'t> {
     }
 }
 
+impl<'t> Locator<'t> {
+    /// The byte offset of `at` (clamped to the end of its line), or `None` for line 0.
+    fn offset_of(&mut self, at: Location) -> Option<usize> {
+        if at.line == 0 {
+            return None;
+        }
+        let key = |l: Location| (l.line, l.column);
+        let mut from = self.checkpoints[self.checkpoints.partition_point(|&(_, l)| key(l) <= key(at)).max(1) - 1];
+        if key(self.cursor.1) <= key(at) && self.cursor.0 > from.0 {
+            from = self.cursor;
+        }
+        let (mut offset, mut location) = from;
+        let bytes = self.text.as_bytes();
+        while offset < bytes.len() && key(location) < key(at) {
+            let b = bytes[offset];
+            if b == b'\n' {
+                if location.line == at.line {
+                    break;
+                }
+                location = Location { line: location.line.saturating_add(1), column: 1 };
+            } else if b & 0xC0 != 0x80 {
+                if key(location) >= key(at) {
+                    break;
+                }
+                location.column = location.column.saturating_add(1);
+            }
+            offset += 1;
+            while offset < bytes.len() && bytes[offset] & 0xC0 == 0x80 {
+                offset += 1;
+            }
+        }
+        self.cursor = (offset, location);
+        Some(offset)
+    }
+
+    /// Up to `width` characters of the line of `at` around it (the whole line when it fits, otherwise
+    /// about half before it), without reading the rest of a long line.
+    pub(crate) fn excerpt(&mut self, at: Location, width: usize) -> Option<Excerpt<'t>> {
+        let offset = self.offset_of(at)?;
+        let text = self.text;
+        let line_floor = self.checkpoints[0].0;
+        let after = text[offset..].chars().take(width).take_while(|&c| c != '\n' && c != '\r').count();
+        let left_budget = width - after.min(width / 2);
+        let mut start = offset;
+        let mut before = 0;
+        for (i, c) in text[line_floor..offset].char_indices().rev() {
+            if c == '\n' || before == left_budget {
+                break;
+            }
+            start = line_floor + i;
+            before += 1;
+        }
+        let cut_left = start > line_floor && !text[..start].ends_with('\n');
+        let end = text[offset..]
+            .char_indices()
+            .take(width - before)
+            .take_while(|&(_, c)| c != '\n' && c != '\r')
+            .last()
+            .map_or(offset, |(i, c)| offset + i + c.len_utf8());
+        let cut_right = text[end..].chars().next().is_some_and(|c| c != '\n' && c != '\r');
+        Some(Excerpt { text: &text[start..end], caret: before, cut_left, cut_right })
+    }
+}
+
 /// The location of `to`, counting from the known location of an earlier offset.
 fn advance(text: &str, (from, mut location): (usize, Location), to: usize) -> Location {
     for &b in &text.as_bytes()[from..to] {
@@ -223,11 +287,6 @@ fn advance(text: &str, (from, mut location): (usize, Location), to: usize) -> Lo
         }
     }
     location
-}
-
-/// `text` without a leading byte-order mark.
-fn without_bom(text: &str) -> &str {
-    text.strip_prefix('\u{feff}').unwrap_or(text)
 }
 
 impl fmt::Display for Location {
@@ -330,10 +389,12 @@ impl Diagnostics {
     /// `file_name` is the name shown in the location line (`config.json:3:12`).
     pub fn render(&self, file_name: &str) -> String {
         let mut out = String::new();
+        let mut document = Locator::new(&self.document);
+        let mut embedded = self.embedded.as_deref().map(Locator::new);
         for d in &self.items {
-            let source = match (&d.embedded_in, &self.embedded) {
+            let source = match (&d.embedded_in, embedded.as_mut()) {
                 (Some(_), Some(embedded)) => embedded,
-                _ => &self.document,
+                _ => &mut document,
             };
             render_one(&mut out, d, source, file_name);
         }
@@ -375,7 +436,7 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
-fn render_one(out: &mut String, d: &Diagnostic, source: &str, file_name: &str) {
+fn render_one(out: &mut String, d: &Diagnostic, source: &mut Locator<'_>, file_name: &str) {
     use std::fmt::Write as _;
     let _ = writeln!(out, "{}[{}]: {}", d.severity, d.code, d.message);
     if d.line > 0 {
@@ -388,7 +449,7 @@ fn render_one(out: &mut String, d: &Diagnostic, source: &str, file_name: &str) {
 }
 
 /// The location line, the source line and the caret under the column.
-fn render_place(out: &mut String, d: &Diagnostic, source: &str, file_name: &str) {
+fn render_place(out: &mut String, d: &Diagnostic, source: &mut Locator<'_>, file_name: &str) {
     use std::fmt::Write as _;
     let place = match &d.embedded_in {
         Some(outer) => format!("{file_name} (document embedded in `{outer}`)"),
@@ -396,36 +457,43 @@ fn render_place(out: &mut String, d: &Diagnostic, source: &str, file_name: &str)
     };
     let pointer = if d.pointer.is_empty() { "(document root)" } else { d.pointer.as_str() };
     let _ = writeln!(out, "  --> {place}:{}:{} at {pointer}", d.line, d.column);
-    if let Some(text) = source.lines().nth((d.line as usize).saturating_sub(1)) {
-        let text = if d.line == 1 { without_bom(text) } else { text };
+    if let Some(excerpt) = source.excerpt(d.location(), EXCERPT_WIDTH) {
         let number = d.line.to_string();
         let gutter = " ".repeat(number.len());
-        let (shown, caret_at) = clip_line(text, d.column as usize);
+        let (shown, caret_at) = excerpt.shown();
         let _ = writeln!(out, "{gutter} |");
         let _ = writeln!(out, "{number} | {shown}");
         let _ = writeln!(out, "{gutter} | {}^", " ".repeat(caret_at));
     }
 }
 
-/// Shows at most 100 characters of a long line around `column`; returns the text and the caret offset.
-fn clip_line(text: &str, column: usize) -> (String, usize) {
-    const WIDTH: usize = 100;
-    let chars: Vec<char> = text.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
-    let caret = column.saturating_sub(1).min(chars.len());
-    if chars.len() <= WIDTH {
-        return (chars.into_iter().collect(), caret);
+/// How many characters of a source line a rendered diagnostic shows at most.
+const EXCERPT_WIDTH: usize = 100;
+
+/// The part of a source line shown under a diagnostic.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Excerpt<'t> {
+    text: &'t str,
+    /// Characters of `text` before the location.
+    caret: usize,
+    /// Whether the line goes on before `text`, and after it.
+    cut_left: bool,
+    cut_right: bool,
+}
+
+impl Excerpt<'_> {
+    /// The text to print (tabs as spaces, `…` where the line was cut) and the caret's column in it.
+    fn shown(&self) -> (String, usize) {
+        let mut shown = String::with_capacity(self.text.len() + 8);
+        if self.cut_left {
+            shown.push('…');
+        }
+        shown.extend(self.text.chars().map(|c| if c == '\t' { ' ' } else { c }));
+        if self.cut_right {
+            shown.push('…');
+        }
+        (shown, self.caret + usize::from(self.cut_left))
     }
-    let start = caret.saturating_sub(WIDTH / 2).min(chars.len() - WIDTH);
-    let end = start + WIDTH;
-    let mut shown = String::new();
-    if start > 0 {
-        shown.push('…');
-    }
-    shown.extend(&chars[start..end]);
-    if end < chars.len() {
-        shown.push('…');
-    }
-    (shown, caret - start + usize::from(start > 0))
 }
 
 #[cfg(test)]
@@ -475,8 +543,20 @@ mod tests {
     #[test]
     fn long_lines_are_clipped_around_the_caret() {
         let line = "x".repeat(300);
-        let (shown, caret) = clip_line(&line, 200);
+        let mut locator = Locator::new(&line);
+        let excerpt = locator.excerpt(Location { line: 1, column: 200 }, 100).unwrap();
+        let (shown, caret) = excerpt.shown();
         assert_eq!(shown.chars().count(), 102);
         assert_eq!(caret, 51);
+        let short = "ab\tc\r\nde";
+        let mut locator = Locator::new(short);
+        assert_eq!(locator.excerpt(Location { line: 1, column: 3 }, 100).unwrap().shown(), ("ab c".to_owned(), 2));
+        assert_eq!(locator.excerpt(Location { line: 2, column: 2 }, 100).unwrap().shown(), ("de".to_owned(), 1));
+        assert_eq!(
+            locator.excerpt(Location { line: 2, column: 9 }, 100).unwrap().shown(),
+            ("de".to_owned(), 2),
+            "past the end"
+        );
+        assert_eq!(locator.excerpt(Location { line: 0, column: 0 }, 100), None);
     }
 }

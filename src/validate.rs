@@ -45,6 +45,15 @@ pub struct Checked {
 /// assert!(error.help.contains("`User`"));
 /// ```
 pub fn check(bytes: &[u8], options: &ResolverOptions) -> Checked {
+    let mut checked = check_errors(bytes, options);
+    if let Some(config) = &checked.config {
+        checked.diagnostics.extend(crate::lint::lint(config, options));
+    }
+    checked
+}
+
+/// The errors of a document only, without the warnings and notes of the lints; what parsing needs.
+pub(crate) fn check_errors(bytes: &[u8], options: &ResolverOptions) -> Checked {
     if bytes.len() > MAX_DOCUMENT_BYTES {
         let mut v = Validator::new("", None);
         v.error_at(
@@ -97,18 +106,10 @@ pub fn check(bytes: &[u8], options: &ResolverOptions) -> Checked {
         let config =
             inner.parse().and_then(|inner_root| inner.document(&inner_root, InputForm::DescribeOutput, options));
         outer.diagnostics.append(&mut inner.diagnostics);
-        return with_lints(outer.finish(config, text, Some(inner_text.clone())), options);
+        return outer.finish(config, text, Some(inner_text.clone()));
     }
     let config = outer.document(&root, InputForm::SecurityConfiguration, options);
-    with_lints(outer.finish(config, text, None), options)
-}
-
-/// Adds the warnings and notes about a configuration without errors (`lint.rs`).
-fn with_lints(mut checked: Checked, options: &ResolverOptions) -> Checked {
-    if let Some(config) = &checked.config {
-        checked.diagnostics.extend(crate::lint::lint(config, options));
-    }
-    checked
+    outer.finish(config, text, None)
 }
 
 struct Validator<'t> {

@@ -168,7 +168,7 @@ impl SecurityConfiguration {
 
     /// Like [`from_json`](Self::from_json), for bytes that may not be UTF-8 (an error then).
     pub fn from_slice(bytes: &[u8]) -> Result<Self, Diagnostics> {
-        let checked = crate::validate::check(bytes, &crate::ResolverOptions::default());
+        let checked = crate::validate::check_errors(bytes, &crate::ResolverOptions::default());
         match checked.config {
             Some(config) if checked.diagnostics.error_count() == 0 => Ok(config),
             _ => Err(checked.diagnostics),
