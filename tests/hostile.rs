@@ -119,11 +119,30 @@ fn the_binary_exits_0_1_or_2_with_a_message_on_every_corpus_file() {
             vec!["explain", "--config", file, "--group", "g", "--format", "json"],
             vec!["resolve", "--config", file, "--requests", requests],
             vec!["test", "--config", file, "--cases", file],
+            vec!["policy", "assume", "--config", file],
+            vec!["policy", "trust", "--config", file, "--instance-profile-role", "arn:aws:iam::123456789012:role/ec2"],
         ] {
             let code = assert_clean_exit(&binary(&args), &format!("{args:?}"));
             if !valid {
                 assert_eq!(code, 2, "an unusable configuration exits 2: {args:?}");
             }
+        }
+        if !valid && cfg!(feature = "sts") {
+            // Refused before any STS call: the endpoint is a closed local port that is never reached.
+            let args = [
+                "credentials",
+                "--config",
+                file,
+                "--user",
+                "u",
+                "--path",
+                "s3://b/k",
+                "--region",
+                "us-east-1",
+                "--sts-endpoint",
+                "http://127.0.0.1:9",
+            ];
+            assert_eq!(assert_clean_exit(&binary(&args), &format!("{args:?}")), 2, "{name}");
         }
     }
 }
