@@ -130,7 +130,7 @@ fn flatten(tree: Vec<BuildNode>) -> PrefixTrie {
     let mut trie = PrefixTrie {
         nodes: Vec::with_capacity(tree.len()),
         first_bytes: Vec::with_capacity(tree.len()),
-        labels: Vec::new(),
+        labels: Vec::with_capacity(tree.iter().map(|n| n.label.len()).sum()),
     };
     let mut order = vec![0usize];
     let mut next = 0;
