@@ -79,7 +79,9 @@ impl PrefixTrie {
             let Some(i) = children.iter().position(|&b| b == next) else { return best };
             let child = &self.nodes[first + i];
             let label = &self.labels[child.label_start as usize..(child.label_start + child.label_len) as usize];
-            if !request[pos..].starts_with(label) {
+            // The first byte matched among the children: a one-byte label (common where many
+            // identifiers branch, digit by digit) needs no comparison.
+            if label.len() > 1 && !request[pos..].starts_with(label) {
                 return best;
             }
             pos += label.len();
