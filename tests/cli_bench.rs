@@ -135,6 +135,10 @@ fn bench_rejects_unusable_input_with_status_2() {
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output.stderr).contains("line 2"), "{}", text(&output.stderr));
 
+    let output = run(&["generate", "--mappings", "0", "--out", out.to_str().expect("UTF-8")]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("invalid --mappings `0`"), "{}", text(&output.stderr));
+
     let output = run(&["bench", "--config", good, "--seconds=-1"]);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
     assert!(text(&output.stderr).contains("invalid --seconds `-1`"), "{}", text(&output.stderr));

@@ -47,6 +47,9 @@ pub(crate) struct BenchArgs {
 }
 
 pub(crate) fn generate(args: &GenerateArgs) -> Result<ExitCode, Unusable> {
+    if args.mappings == 0 {
+        return Err(Unusable("invalid --mappings `0`: a configuration needs at least one mapping".into()));
+    }
     let corpus = synth::corpus(args.mappings, args.requests, args.seed)
         .map_err(|e| Unusable(format!("the generated configuration does not read back: {e}")))?;
     let out = &args.out;
