@@ -6,6 +6,7 @@
 //! benchmarked against, and the source of [`Explanation`]s.
 
 use globset::GlobMatcher;
+use rustc_hash::FxHashMap;
 
 use crate::compile::{BuildError, PrefixMatch, ResolverOptions, glob};
 use crate::config::{IdentifierType, RoleMapping, SecurityConfiguration};
@@ -17,8 +18,9 @@ use crate::s3path::S3Path;
 pub struct ReferenceResolver {
     config: SecurityConfiguration,
     options: ResolverOptions,
-    /// For each mapping and identifier: the compiled globs when globs are on and it is a glob.
-    globs: Vec<Vec<Option<Vec<GlobMatcher>>>>,
+    /// The compiled globs of each glob identifier (globs on), by mapping index and position; nothing
+    /// for the others, so that a configuration without globs pays nothing per identifier.
+    globs: FxHashMap<(usize, usize), Vec<GlobMatcher>>,
 }
 
 impl ReferenceResolver {
@@ -26,20 +28,16 @@ impl ReferenceResolver {
     ///
     /// Fails only when globs are enabled and an identifier is not a valid glob.
     pub fn new(config: &SecurityConfiguration, options: &ResolverOptions) -> Result<Self, BuildError> {
-        let mut globs = Vec::with_capacity(config.mappings().len());
+        let mut globs = FxHashMap::default();
         for (index, mapping) in config.mappings().iter().enumerate() {
-            let mut per_identifier = Vec::with_capacity(mapping.identifiers().len());
             for (position, identifier) in mapping.identifiers().iter().enumerate() {
                 let text = identifier.as_str();
-                per_identifier.push(if options.globs && glob::is_glob(text) {
+                if options.globs && glob::is_glob(text) {
                     let compiled = glob::compile(text, mapping.identifier_type(), options.prefix_match)
                         .map_err(|e| BuildError::invalid_glob(config, index, position, e))?;
-                    Some(compiled.iter().map(|g| g.compile_matcher()).collect())
-                } else {
-                    None
-                });
+                    globs.insert((index, position), compiled.iter().map(|g| g.compile_matcher()).collect());
+                }
             }
-            globs.push(per_identifier);
         }
         Ok(ReferenceResolver { config: config.clone(), options: options.clone(), globs })
     }
@@ -104,13 +102,22 @@ impl ReferenceResolver {
     /// The mapping's first identifier, in the order written, that matches the request.
     fn first_match<'c>(&'c self, index: usize, mapping: &'c RoleMapping, request: &Request<'_>) -> Option<&'c str> {
         let kind = mapping.identifier_type();
-        let globs = &self.globs[index];
         mapping
             .identifiers()
             .iter()
-            .zip(globs)
-            .find(|(identifier, globs)| self.identifier_matches(kind, identifier.as_str(), globs.as_deref(), request))
-            .map(|(identifier, _)| identifier.as_str())
+            .enumerate()
+            .find(|(position, identifier)| {
+                self.identifier_matches(kind, identifier.as_str(), self.globs_of(index, *position), request)
+            })
+            .map(|(_, identifier)| identifier.as_str())
+    }
+
+    /// The compiled globs of the identifier at `position` in mapping `index`, when it is a glob.
+    fn globs_of(&self, index: usize, position: usize) -> Option<&[GlobMatcher]> {
+        if self.globs.is_empty() {
+            return None;
+        }
+        self.globs.get(&(index, position)).map(Vec::as_slice)
     }
 
     /// SEMANTICS §3 and §4 for one identifier.
@@ -134,7 +141,7 @@ impl ReferenceResolver {
 
     /// Why no identifier of the mapping matches, in words.
     fn no_match_reason(&self, index: usize, mapping: &RoleMapping, request: &Request<'_>) -> String {
-        let has_globs = self.globs[index].iter().any(Option::is_some);
+        let has_globs = (0..mapping.identifiers().len()).any(|p| self.globs_of(index, p).is_some());
         let globs_too = if has_globs { " (globs included)" } else { "" };
         match (mapping.identifier_type(), request) {
             (IdentifierType::User, Request { user: None, .. }) => "the request has no user".to_owned(),
@@ -150,9 +157,9 @@ impl ReferenceResolver {
                 let mut reasons: Vec<String> = mapping
                     .identifiers()
                     .iter()
-                    .zip(&self.globs[index])
-                    .filter(|(_, globs)| globs.is_none())
-                    .filter_map(|(identifier, _)| {
+                    .enumerate()
+                    .filter(|(position, _)| self.globs_of(index, *position).is_none())
+                    .filter_map(|(_, identifier)| {
                         let prefix = identifier.s3_path()?;
                         let miss = prefix_miss(&prefix, path, self.options.prefix_match)?;
                         Some(miss.describe(identifier.as_str(), &prefix, path))

@@ -13,7 +13,9 @@ pub(crate) mod trie;
 use std::sync::Arc;
 
 use globset::{Candidate, GlobMatcher, GlobSet, GlobSetBuilder};
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
+use std::hash::BuildHasher;
 
 use crate::config::{IdentifierType, RoleArn, SecurityConfiguration};
 use crate::reference::ReferenceResolver;
@@ -137,8 +139,8 @@ impl ResolverBuilder {
     pub fn build(&self, config: &SecurityConfiguration) -> Result<Resolver, BuildError> {
         let reference = ReferenceResolver::new(config, &self.options)?;
         let mut ranks = Vec::with_capacity(config.identifier_count());
-        let mut users = FxHashMap::default();
-        let mut groups = FxHashMap::default();
+        let mut users = NameIndex::default();
+        let mut groups = NameIndex::default();
         let mut prefixes: Vec<(String, u32)> = Vec::new();
         let mut user_globs = GlobIndexBuilder::default();
         let mut group_globs = GlobIndexBuilder::default();
@@ -161,8 +163,8 @@ impl ResolverBuilder {
                     continue;
                 }
                 match kind {
-                    IdentifierType::User => keep_smallest(&mut users, text, rank),
-                    IdentifierType::Group => keep_smallest(&mut groups, text, rank),
+                    IdentifierType::User => users.insert_first(text, rank, |r| text_of(config, &ranks, r)),
+                    IdentifierType::Group => groups.insert_first(text, rank, |r| text_of(config, &ranks, r)),
                     IdentifierType::Prefix => {
                         if let Some(path) = identifier.s3_path() {
                             let string = glob::with_bucket_slash_key(&path, str::to_owned);
@@ -188,8 +190,43 @@ impl ResolverBuilder {
     }
 }
 
-fn keep_smallest(map: &mut FxHashMap<Box<str>, u32>, name: &str, rank: u32) {
-    map.entry(name.into()).or_insert(rank);
+/// The text of the identifier of `rank`.
+fn text_of<'c>(config: &'c SecurityConfiguration, ranks: &[IdentifierRef], rank: u32) -> &'c str {
+    let IdentifierRef { mapping, position } = ranks[rank as usize];
+    config.mappings()[mapping as usize].identifiers()[position as usize].as_str()
+}
+
+/// Literal user or group names, each with its smallest rank. A slot holds only the rank: the name is
+/// read from the configuration the resolver keeps, so names are stored once, not copied.
+#[derive(Debug, Clone, Default)]
+struct NameIndex {
+    table: HashTable<u32>,
+}
+
+impl NameIndex {
+    /// Adds `name` with `rank` unless it is already there (ranks arrive in increasing order, so the
+    /// first is the smallest). `text` gives the name of a stored rank.
+    fn insert_first<'c>(&mut self, name: &str, rank: u32, text: impl Fn(u32) -> &'c str) {
+        let hash = FxBuildHasher.hash_one(name);
+        if self.table.find(hash, |&r| text(r) == name).is_none() {
+            self.table.insert_unique(hash, rank, |&r| FxBuildHasher.hash_one(text(r)));
+        }
+    }
+
+    /// The rank of `name`, or [`NO_RANK`]; `text` gives the name of a stored rank.
+    #[inline]
+    fn rank<'c>(&self, name: &str, text: impl Fn(u32) -> &'c str) -> u32 {
+        if self.table.is_empty() {
+            return NO_RANK;
+        }
+        let hash = FxBuildHasher.hash_one(name);
+        self.table.find(hash, |&r| text(r) == name).copied().unwrap_or(NO_RANK)
+    }
+
+    /// The heap bytes of the table: a rank and a control byte per bucket.
+    fn heap_bytes(&self) -> usize {
+        self.table.capacity() * (size_of::<u32>() + 1)
+    }
 }
 
 /// Ranks and positions fit in `u32`: the input size limits keep them far below.
@@ -268,8 +305,8 @@ fn glob_rank(index: &Option<GlobIndex>, candidate: &str, best: u32) -> u32 {
 struct Compiled {
     reference: ReferenceResolver,
     ranks: Vec<IdentifierRef>,
-    users: FxHashMap<Box<str>, u32>,
-    groups: FxHashMap<Box<str>, u32>,
+    users: NameIndex,
+    groups: NameIndex,
     prefixes: PrefixTrie,
     user_globs: Option<GlobIndex>,
     group_globs: Option<GlobIndex>,
@@ -317,22 +354,23 @@ impl Resolver {
     /// The heap memory of the compiled tables (the configuration itself excluded), in bytes.
     pub fn compiled_heap_bytes(&self) -> usize {
         let c = &self.inner;
-        let names = |m: &FxHashMap<Box<str>, u32>| {
-            m.capacity() * (size_of::<(Box<str>, u32)>() + 1) + m.keys().map(|k| k.len()).sum::<usize>()
-        };
-        c.ranks.capacity() * size_of::<IdentifierRef>() + names(&c.users) + names(&c.groups) + c.prefixes.heap_bytes()
+        c.ranks.capacity() * size_of::<IdentifierRef>()
+            + c.users.heap_bytes()
+            + c.groups.heap_bytes()
+            + c.prefixes.heap_bytes()
     }
 
     fn principal_rank<G: AsRef<str>>(&self, user: Option<&str>, groups: &[G]) -> u32 {
         let c = &self.inner;
+        let text = |rank| text_of(c.reference.config(), &c.ranks, rank);
         let mut best = NO_RANK;
         if let Some(user) = user {
-            best = best.min(c.users.get(user).copied().unwrap_or(NO_RANK));
+            best = best.min(c.users.rank(user, text));
             best = glob_rank(&c.user_globs, user, best);
         }
         for group in groups {
             let group = group.as_ref();
-            best = best.min(c.groups.get(group).copied().unwrap_or(NO_RANK));
+            best = best.min(c.groups.rank(group, text));
             best = glob_rank(&c.group_globs, group, best);
         }
         best

@@ -36,21 +36,62 @@ pub(crate) struct PrefixTrie {
     labels: Vec<u8>,
 }
 
-/// A node of the trie while it is built: labels owned, children in insertion order.
-struct BuildNode {
-    label: Vec<u8>,
-    children: Vec<usize>,
-    rank: u32,
-}
-
 impl PrefixTrie {
     /// Builds the trie from `(string, rank)` pairs; a repeated string keeps its smallest rank.
+    ///
+    /// The strings are sorted, so that every node is a range of them sharing the node's path, and
+    /// the nodes are laid out breadth-first straight from those ranges, children contiguous and in
+    /// byte order: no intermediate tree, no allocation per node.
     pub(crate) fn build<'s>(entries: impl IntoIterator<Item = (&'s [u8], u32)>) -> PrefixTrie {
-        let mut tree = vec![BuildNode { label: Vec::new(), children: Vec::new(), rank: NO_RANK }];
-        for (string, rank) in entries {
-            insert(&mut tree, string, rank);
+        let mut entries: Vec<(&[u8], u32)> = entries.into_iter().collect();
+        entries.sort_unstable();
+        entries.dedup_by_key(|(string, _)| *string);
+        let mut trie = PrefixTrie::default();
+        // Each pending node: its range of entries, and where its label starts and ends in them.
+        let mut pending = vec![(0..entries.len(), 0usize, 0usize)];
+        let mut next = 0;
+        while let Some((range, start, end)) = pending.get(next).cloned() {
+            next += 1;
+            let (mut lo, hi) = (range.start, range.end);
+            let mut rank = NO_RANK;
+            if let Some((_, r)) = entries.get(lo).filter(|(string, _)| string.len() == end) {
+                rank = *r;
+                lo += 1;
+            }
+            let first_child = pending.len();
+            while lo < hi {
+                let byte = entries[lo].0[end];
+                let group_end = lo + entries[lo..hi].partition_point(|(string, _)| string[end] == byte);
+                let (first, last) = (entries[lo].0, entries[group_end - 1].0);
+                let common =
+                    end + 1 + first[end + 1..].iter().zip(&last[end + 1..]).take_while(|(a, b)| a == b).count();
+                pending.push((lo..group_end, end, common));
+                lo = group_end;
+            }
+            let label = entries.get(range.start).map_or(&[][..], |(string, _)| &string[start..end]);
+            trie.nodes.push(Node {
+                label_start: to_u32(trie.labels.len()),
+                label_len: to_u32(label.len()),
+                first_child: to_u32(first_child),
+                child_count: to_u32(pending.len() - first_child),
+                rank,
+                subtree_rank: rank,
+            });
+            trie.first_bytes.push(label.first().copied().unwrap_or(0));
+            trie.labels.extend_from_slice(label);
         }
-        flatten(tree)
+        for i in (0..trie.nodes.len()).rev() {
+            let Node { first_child, child_count, .. } = trie.nodes[i];
+            let below = (first_child..first_child + child_count)
+                .map(|c| trie.nodes[c as usize].subtree_rank)
+                .min()
+                .unwrap_or(NO_RANK);
+            trie.nodes[i].subtree_rank = trie.nodes[i].subtree_rank.min(below);
+        }
+        trie.nodes.shrink_to_fit();
+        trie.first_bytes.shrink_to_fit();
+        trie.labels.shrink_to_fit();
+        trie
     }
 
     /// The smallest rank below `best` among stored strings that are a prefix of `request`, or `best`.
@@ -79,7 +120,9 @@ impl PrefixTrie {
             let Some(i) = children.iter().position(|&b| b == next) else { return best };
             let child = &self.nodes[first + i];
             let label = &self.labels[child.label_start as usize..(child.label_start + child.label_len) as usize];
-            if !request[pos..].starts_with(label) {
+            // The first byte matched among the children: a one-byte label (common where many
+            // identifiers branch, digit by digit) needs no comparison.
+            if label.len() > 1 && !request[pos..].starts_with(label) {
                 return best;
             }
             pos += label.len();
@@ -91,76 +134,6 @@ impl PrefixTrie {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.nodes.capacity() * size_of::<Node>() + self.first_bytes.capacity() + self.labels.capacity()
     }
-}
-
-fn insert(tree: &mut Vec<BuildNode>, string: &[u8], rank: u32) {
-    let mut node = 0;
-    let mut rest = string;
-    loop {
-        let Some(&first) = rest.first() else {
-            tree[node].rank = tree[node].rank.min(rank);
-            return;
-        };
-        let found = tree[node].children.iter().position(|&c| tree[c].label.first() == Some(&first));
-        let Some(slot) = found else {
-            tree.push(BuildNode { label: rest.to_vec(), children: Vec::new(), rank });
-            let new = tree.len() - 1;
-            tree[node].children.push(new);
-            return;
-        };
-        let child = tree[node].children[slot];
-        let common = tree[child].label.iter().zip(rest).take_while(|(a, b)| a == b).count();
-        if common < tree[child].label.len() {
-            // Split the edge: a new node holds the shared part, the old child keeps the remainder.
-            let tail = tree[child].label.split_off(common);
-            let head = std::mem::replace(&mut tree[child].label, tail);
-            tree.push(BuildNode { label: head, children: vec![child], rank: NO_RANK });
-            let middle = tree.len() - 1;
-            tree[node].children[slot] = middle;
-            node = middle;
-        } else {
-            node = child;
-        }
-        rest = &rest[common..];
-    }
-}
-
-/// Lays the tree out breadth-first so that every node's children are contiguous and sorted.
-fn flatten(tree: Vec<BuildNode>) -> PrefixTrie {
-    let mut trie = PrefixTrie {
-        nodes: Vec::with_capacity(tree.len()),
-        first_bytes: Vec::with_capacity(tree.len()),
-        labels: Vec::new(),
-    };
-    let mut order = vec![0usize];
-    let mut next = 0;
-    while next < order.len() {
-        let build = &tree[order[next]];
-        let first_child = order.len();
-        order.extend(&build.children);
-        order[first_child..].sort_by_key(|&c| tree[c].label.first().copied());
-        let label_start = to_u32(trie.labels.len());
-        trie.labels.extend_from_slice(&build.label);
-        trie.first_bytes.push(build.label.first().copied().unwrap_or(0));
-        trie.nodes.push(Node {
-            label_start,
-            label_len: to_u32(build.label.len()),
-            first_child: to_u32(first_child),
-            child_count: to_u32(build.children.len()),
-            rank: build.rank,
-            subtree_rank: build.rank,
-        });
-        next += 1;
-    }
-    for i in (0..trie.nodes.len()).rev() {
-        let Node { first_child, child_count, .. } = trie.nodes[i];
-        let below = (first_child..first_child + child_count)
-            .map(|c| trie.nodes[c as usize].subtree_rank)
-            .min()
-            .unwrap_or(NO_RANK);
-        trie.nodes[i].subtree_rank = trie.nodes[i].subtree_rank.min(below);
-    }
-    trie
 }
 
 /// Sizes inside the trie are bounded by the input size, which the parser limits far below 4 GiB.

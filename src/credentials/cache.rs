@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use futures_util::future::{FutureExt, Shared};
+use futures_util::future::{Either, FutureExt, Shared};
 use hashbrown::HashTable;
 
 use super::clock::{Clock, SystemClock};
@@ -230,7 +230,10 @@ impl<S: CredentialSource> CredentialCache<S> {
     /// The credentials for `request`: from the cache when usable, otherwise from the source (one call
     /// shared by all concurrent callers). Fails with the source's error, or with a remembered
     /// `AccessDenied`.
-    pub async fn get(&self, request: &CredentialRequest<'_>) -> Result<Arc<Credentials>, SourceError> {
+    ///
+    /// A hit is answered when the future is created, and the future is then a small ready value; only
+    /// a miss builds (and boxes) the future that waits for the source.
+    pub fn get(&self, request: &CredentialRequest<'_>) -> impl Future<Output = FetchResult> {
         let inner = &self.inner;
         let now = inner.clock.now();
         let hash = hash_of(request);
@@ -242,19 +245,21 @@ impl<S: CredentialSource> CredentialCache<S> {
                     entry.touch(now);
                     if let Some(answer) = inner.answer_from(entry, now) {
                         inner.counters.hits.add(1);
-                        return answer;
+                        return Either::Left(std::future::ready(answer));
                     }
                     Some(Arc::clone(entry))
                 }
                 None => None,
             }
         };
-        let entry = match found {
-            Some(entry) => entry,
-            None => inner.insert(shard, hash, request, now),
-        };
-        inner.counters.misses.add(1);
-        Inner::load(inner, &entry, now).await
+        Either::Right(Box::pin(async move {
+            let entry = match found {
+                Some(entry) => entry,
+                None => inner.insert(shard, hash, request, now),
+            };
+            inner.counters.misses.add(1);
+            Inner::load(inner, &entry, now).await
+        }))
     }
 
     /// The counters so far.

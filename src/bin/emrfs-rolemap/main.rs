@@ -3,6 +3,8 @@
 //! Exit status: 0 success, 1 a negative answer (errors found, cases failed, bad request lines, STS
 //! refused or failed), 2 a usage error or unusable input.
 
+mod bench_cmd;
+mod counting_alloc;
 #[cfg(feature = "sts")]
 mod credentials_cmd;
 mod test_cmd;
@@ -78,6 +80,10 @@ enum Command {
         #[arg(long, value_enum, default_value_t = TestFormat::Text)]
         format: TestFormat,
     },
+    /// Write a synthetic configuration and a request corpus for it, reproducible from a seed.
+    Generate(bench_cmd::GenerateArgs),
+    /// Benchmark a configuration: compiled versus reference resolve times, compile time and memory.
+    Bench(bench_cmd::BenchArgs),
     /// Resolve one request and print the decided role's credentials in the AWS `credential_process`
     /// format: AssumeRole for a mapping, the base credentials for a fallback.
     #[cfg(feature = "sts")]
@@ -200,6 +206,8 @@ fn run(command: Command) -> Result<ExitCode, Unusable> {
             let resolver = load(&config)?;
             test_cmd::run(&resolver, &file, format)
         }
+        Command::Generate(args) => bench_cmd::generate(&args),
+        Command::Bench(args) => bench_cmd::run(&args),
         #[cfg(feature = "sts")]
         Command::Credentials { config, request, sts } => credentials_cmd::run(&load(&config)?, &request, &sts),
     }

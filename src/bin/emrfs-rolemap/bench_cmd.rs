@@ -1,0 +1,136 @@
+//! The `generate` and `bench` commands: a synthetic corpus, and one configuration benchmarked.
+
+use std::io::{self, BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use emrfs_rolemap::RequestSpec;
+use emrfs_rolemap::bench::{self, BenchReport, BenchSettings};
+use emrfs_rolemap::synth;
+
+use crate::counting_alloc::{self, CountingAllocator};
+use crate::{ConfigArgs, Format, Unusable, open, read_config_bytes, usable};
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+#[derive(Args)]
+pub(crate) struct GenerateArgs {
+    /// How many role mappings (40 % Prefix, 30 % Group, 30 % User, 1 to 5 identifiers each).
+    #[arg(long, value_name = "N")]
+    mappings: usize,
+    /// How many requests, cycling through prefix hit, user hit, group hit and fallback.
+    #[arg(long, value_name = "M", default_value_t = 1_000)]
+    requests: usize,
+    /// The seed; the same seed writes the same files.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// The directory to write `config.json` and `requests.jsonl` into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct BenchArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Requests as JSON Lines (the `resolve --requests` format); without it, requests are
+    /// synthesised from the configuration's own identifiers.
+    #[arg(long, value_name = "FILE")]
+    requests: Option<String>,
+    /// The time budget of the whole run, in seconds.
+    #[arg(long, value_name = "S", default_value_t = 5.0)]
+    seconds: f64,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+pub(crate) fn generate(args: &GenerateArgs) -> Result<ExitCode, Unusable> {
+    if args.mappings == 0 {
+        return Err(Unusable("invalid --mappings `0`: a configuration needs at least one mapping".into()));
+    }
+    let corpus = synth::corpus(args.mappings, args.requests, args.seed)
+        .map_err(|e| Unusable(format!("the generated configuration does not read back: {e}")))?;
+    let out = &args.out;
+    std::fs::create_dir_all(out).map_err(|e| Unusable(format!("cannot create `{}`: {e}", out.display())))?;
+    for (name, text) in [("config.json", &corpus.config), ("requests.jsonl", &corpus.requests_jsonl)] {
+        let path = out.join(name);
+        std::fs::write(&path, text).map_err(|e| Unusable(format!("cannot write `{}`: {e}", path.display())))?;
+    }
+    println!("{}: {} mapping(s), {} request(s), seed {}", out.display(), args.mappings, args.requests, args.seed);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode, Unusable> {
+    if !(args.seconds.is_finite() && args.seconds >= 0.0) {
+        return Err(Unusable(format!("invalid --seconds `{}`: a number of seconds, 0 or more", args.seconds)));
+    }
+    if args.requests.as_deref() == Some("-") && args.config.config == "-" {
+        return Err(Unusable("--config and --requests cannot both read standard input".into()));
+    }
+    let options = args.config.options()?;
+    let bytes = read_config_bytes(&args.config.config)?;
+    // Errors are rendered with their positions, as `check` shows them, before anything is measured.
+    usable(emrfs_rolemap::check(&bytes, &options), args.config.display_name())?;
+    let requests = match &args.requests {
+        Some(file) => Some(read_requests(file)?),
+        None => None,
+    };
+    let settings = BenchSettings { seconds: args.seconds, options };
+    let show = args.seconds > 1.0;
+    let mut progress = |fraction: f64| {
+        if show {
+            let _ = write!(io::stderr(), "\rbenchmarking: {:3.0} %", fraction * 100.0);
+            if fraction >= 1.0 {
+                let _ = writeln!(io::stderr());
+            }
+        }
+    };
+    let live: &dyn Fn() -> usize = &counting_alloc::live_bytes;
+    let report = bench::run(&bytes, requests.as_deref(), &settings, Some(live), &mut progress)?;
+    let mut out = io::stdout().lock();
+    match args.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        Format::Text => write_text(&mut out, &report)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a JSON Lines request file; a bad line makes the input unusable, naming the line.
+fn read_requests(file: &str) -> Result<Vec<RequestSpec>, Unusable> {
+    let mut specs = Vec::new();
+    for (i, line) in open(file)?.lines().enumerate() {
+        let line = line.map_err(|e| Unusable(format!("cannot read `{file}`: {e}")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let spec = serde_json::from_str(&line)
+            .map_err(|e| Unusable(format!("`{file}` line {}: not a request: {e}", i + 1)))?;
+        specs.push(spec);
+    }
+    Ok(specs)
+}
+
+fn write_text(out: &mut dyn Write, r: &BenchReport) -> io::Result<()> {
+    let source = if r.requests_synthesised { "synthesised from its identifiers" } else { "given" };
+    writeln!(out, "configuration: {} mapping(s), {} identifier(s)", r.mappings, r.identifiers)?;
+    writeln!(out, "requests:      {} ({source})", r.requests)?;
+    writeln!(out, "{:<28}{:>14}{:>14}", "ns per resolve", "median", "p99")?;
+    writeln!(out, "{:<28}{:>14.1}{:>14.1}", "compiled (prepared)", r.compiled_ns_median, r.compiled_ns_p99)?;
+    writeln!(out, "{:<28}{:>14.1}{:>14.1}", "reference scan", r.reference_ns_median, r.reference_ns_p99)?;
+    writeln!(out, "{:<28}{:>14.1}", "limit (one hash lookup)", r.baseline_ns_median)?;
+    writeln!(out, "speedup over the reference:  {:.1}x", r.speedup)?;
+    writeln!(out, "compiled / limit:            {:.2}x", r.baseline_ratio)?;
+    writeln!(out, "throughput (one thread):     {:.0} resolves/s", r.compiled_per_second)?;
+    writeln!(out, "compile (parse+validate+build): {:.2} ms", r.compile_ms)?;
+    let how = if r.memory_counted { "counted" } else { "estimated" };
+    writeln!(
+        out,
+        "resolver memory: {} bytes ({how}), {:.1} bytes per identifier beyond its own text",
+        r.memory_bytes, r.bytes_per_identifier
+    )
+}

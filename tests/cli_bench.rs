@@ -1,0 +1,145 @@
+//! The `generate` and `bench` commands, run as a user runs them: reproducible corpora that check and
+//! resolve, and a benchmark report of the promised shape with positive, consistent figures (never a
+//! timing threshold).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_emrfs-rolemap"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
+}
+
+fn dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("emrfs-rolemap-bench-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn generate(out: &Path, mappings: &str, requests: &str, seed: &str) -> (String, String) {
+    let o = out.to_str().expect("UTF-8 temp path");
+    let output = run(&["generate", "--mappings", mappings, "--requests", requests, "--seed", seed, "--out", o]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).expect("generated file");
+    (read("config.json"), read("requests.jsonl"))
+}
+
+#[test]
+fn generate_is_reproducible_from_the_seed() {
+    let (a, b, c) = (dir("a"), dir("b"), dir("c"));
+    let first = generate(&a, "120", "30", "5");
+    assert_eq!(first, generate(&b, "120", "30", "5"));
+    let other = generate(&c, "120", "30", "6");
+    assert_ne!(first.0, other.0);
+    assert_ne!(first.1, other.1);
+    assert_eq!(first.1.lines().count(), 30);
+}
+
+#[test]
+fn generated_configs_check_and_their_requests_resolve_to_every_kind() {
+    let out = dir("resolve");
+    generate(&out, "300", "40", "11");
+    let config = out.join("config.json");
+    let config = config.to_str().expect("UTF-8 temp path");
+    let check = run(&["check", "--config", config]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stdout));
+    assert!(text(&check.stdout).contains("ok, 300 role mapping(s)"), "{}", text(&check.stdout));
+
+    let requests = out.join("requests.jsonl");
+    let resolved = run(&["resolve", "--config", config, "--requests", requests.to_str().expect("UTF-8")]);
+    assert_eq!(resolved.status.code(), Some(0), "{}", text(&resolved.stdout));
+    let lines: Vec<Value> =
+        text(&resolved.stdout).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(lines.len(), 40);
+    for kind in ["Prefix", "User", "Group"] {
+        assert_eq!(lines.iter().filter(|l| l["identifier_type"] == kind).count(), 10, "{kind}");
+    }
+    assert_eq!(lines.iter().filter(|l| l["decision"] == "fallback").count(), 10);
+}
+
+#[test]
+fn bench_json_has_the_promised_fields_with_consistent_numbers() {
+    let out = dir("json");
+    generate(&out, "200", "20", "3");
+    let config = out.join("config.json");
+    let requests = out.join("requests.jsonl");
+    let (config, requests) = (config.to_str().expect("UTF-8"), requests.to_str().expect("UTF-8"));
+    for extra in [&["--requests", requests][..], &[]] {
+        let mut args = vec!["bench", "--config", config, "--seconds", "0.2", "--format", "json"];
+        args.extend_from_slice(extra);
+        let output = run(&args);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        assert!(output.stderr.is_empty(), "no progress bar for a short run: {}", text(&output.stderr));
+        let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+        let number = |field: &str| report[field].as_f64().unwrap_or_else(|| panic!("`{field}` in {report}"));
+        for field in [
+            "compiled_ns_median",
+            "reference_ns_median",
+            "baseline_ns_median",
+            "speedup",
+            "baseline_ratio",
+            "compile_ms",
+            "memory_bytes",
+            "identifiers",
+        ] {
+            assert!(number(field) > 0.0, "`{field}` in {report}");
+        }
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs());
+        assert!(close(number("speedup"), number("reference_ns_median") / number("compiled_ns_median")));
+        assert!(close(number("baseline_ratio"), number("compiled_ns_median") / number("baseline_ns_median")));
+        assert!(number("compiled_ns_p99") >= number("compiled_ns_median"));
+        assert_eq!(report["memory_counted"], true);
+        assert_eq!(report["requests"], if extra.is_empty() { 1000 } else { 20 });
+    }
+}
+
+#[test]
+fn bench_text_names_each_figure_and_shows_progress_on_longer_runs() {
+    let out = dir("text");
+    generate(&out, "50", "8", "1");
+    let config = out.join("config.json");
+    let output = run(&["bench", "--config", config.to_str().expect("UTF-8"), "--seconds", "1.2"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    for needle in ["compiled (prepared)", "reference scan", "limit (one hash lookup)", "speedup", "resolver memory"] {
+        assert!(stdout.contains(needle), "`{needle}` in {stdout}");
+    }
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains('\r') && stderr.contains("100 %"), "{stderr:?}");
+}
+
+#[test]
+fn bench_rejects_unusable_input_with_status_2() {
+    let out = dir("bad");
+    std::fs::create_dir_all(&out).expect("temp dir");
+    let config = out.join("config.json");
+    std::fs::write(&config, r#"{"RoleMappings": [{"Role": "nope", "IdentifierType": "User", "Identifiers": ["a"]}]}"#)
+        .expect("write");
+    let output = run(&["bench", "--config", config.to_str().expect("UTF-8")]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("error(s)"), "{}", text(&output.stderr));
+
+    let good = "examples/configs/multi-team.json";
+    let requests = out.join("requests.jsonl");
+    std::fs::write(&requests, "{\"user\": \"a\"}\nnot json\n").expect("write");
+    let output = run(&["bench", "--config", good, "--requests", requests.to_str().expect("UTF-8")]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("line 2"), "{}", text(&output.stderr));
+
+    let output = run(&["generate", "--mappings", "0", "--out", out.to_str().expect("UTF-8")]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("invalid --mappings `0`"), "{}", text(&output.stderr));
+
+    let output = run(&["bench", "--config", good, "--seconds=-1"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("invalid --seconds `-1`"), "{}", text(&output.stderr));
+}
