@@ -198,7 +198,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn millis(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    // Seconds and milliseconds apart: `as_millis` would divide a `u128` on every hit.
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs().saturating_mul(1000) + u64::from(d.subsec_millis()))
 }
 
 impl<S: CredentialSource> CredentialCache<S> {

@@ -17,7 +17,7 @@ const MAX_LEN: usize = 64;
 const KEPT_WHEN_REWRITTEN: usize = MAX_LEN - 9;
 
 /// A role session name that STS accepts: 2 to 64 characters of `A-Za-z0-9+=,.@_-`. `Copy`, no heap.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy)]
 pub struct SessionName {
     bytes: [u8; MAX_LEN],
     len: u8,
@@ -37,7 +37,27 @@ impl SessionName {
     /// The name as text.
     pub fn as_str(&self) -> &str {
         // Only ASCII bytes are ever written.
-        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+// Equality and hashing look at the name only, not at the unused rest of the buffer: cheaper on the
+// credential cache's hit path, where every lookup hashes and compares one.
+impl PartialEq for SessionName {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for SessionName {}
+
+impl std::hash::Hash for SessionName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
     }
 }
 
