@@ -21,7 +21,7 @@ pub const BASE_ACCESS_KEY_ID: &str = "AKIAEMRFSROLEMAPTEST";
 /// The secret of the base credentials.
 pub const BASE_SECRET_ACCESS_KEY: &str = "base-secret-access-key-for-tests";
 
-/// The environment under which the AWS SDK never contacts the instance metadata service (169.254.169.254)
+/// The environment under which the AWS SDK never contacts the instance metadata service (its link-local address)
 /// nor reads a developer's profiles, and has an explicit region and static credentials.
 pub const AWS_ENV: [(&str, &str); 6] = [
     ("AWS_EC2_METADATA_DISABLED", "true"),
