@@ -168,7 +168,14 @@ impl SecurityConfiguration {
 
     /// Like [`from_json`](Self::from_json), for bytes that may not be UTF-8 (an error then).
     pub fn from_slice(bytes: &[u8]) -> Result<Self, Diagnostics> {
-        let checked = crate::validate::check_errors(bytes, &crate::ResolverOptions::default());
+        Self::from_slice_with(bytes, &crate::ResolverOptions::default())
+    }
+
+    /// Like [`from_slice`](Self::from_slice), validating for `options`: with globs on, identifiers that
+    /// hold glob characters must be valid globs. Computes errors only; [`crate::check`] adds the
+    /// warnings and notes.
+    pub fn from_slice_with(bytes: &[u8], options: &crate::ResolverOptions) -> Result<Self, Diagnostics> {
+        let checked = crate::validate::check_errors(bytes, options);
         match checked.config {
             Some(config) if checked.diagnostics.error_count() == 0 => Ok(config),
             _ => Err(checked.diagnostics),

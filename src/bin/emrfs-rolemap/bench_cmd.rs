@@ -72,7 +72,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode, Unusable> {
     let options = args.config.options()?;
     let bytes = read_config_bytes(&args.config.config)?;
     // Errors are rendered with their positions, as `check` shows them, before anything is measured.
-    usable(emrfs_rolemap::check(&bytes, &options), args.config.display_name())?;
+    usable(&bytes, &options, args.config.display_name())?;
     let requests = match &args.requests {
         Some(file) => Some(read_requests(file)?),
         None => None,

@@ -273,22 +273,21 @@ fn read_input(file: &str) -> Result<String, Unusable> {
 
 /// Reads, checks and compiles the configuration; any error makes the input unusable.
 fn load(args: &ConfigArgs) -> Result<Resolver, Unusable> {
-    let (checked, options) = args.check()?;
-    let config = usable(checked, args.display_name())?;
+    let options = args.options()?;
+    let config = usable(&read_config_bytes(&args.config)?, &options, args.display_name())?;
     Ok(ResolverBuilder::with_options(options).build(&config)?)
 }
 
-/// The configuration of a check without errors; errors make the input unusable.
-fn usable(checked: Checked, display_name: &str) -> Result<SecurityConfiguration, Unusable> {
-    let Some(config) = checked.config else {
-        let rendered = checked.diagnostics.render(display_name);
-        return Err(Unusable(format!(
+/// The configuration in `bytes` when it has no errors (its warnings are `check`'s business); errors
+/// make the input unusable and are shown with their positions, as `check` shows them.
+fn usable(bytes: &[u8], options: &ResolverOptions, display_name: &str) -> Result<SecurityConfiguration, Unusable> {
+    SecurityConfiguration::from_slice_with(bytes, options).map_err(|diagnostics| {
+        Unusable(format!(
             "the configuration `{display_name}` has {} error(s):\n\n{}",
-            checked.diagnostics.error_count(),
-            rendered.trim_end()
-        )));
-    };
-    Ok(config)
+            diagnostics.error_count(),
+            diagnostics.render(display_name).trim_end()
+        ))
+    })
 }
 
 fn check_command(

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use emrfs_rolemap::policy::{self, ClusterRoles, InstanceProfileArn, PolicyDocument};
-use emrfs_rolemap::{Diagnostic, ResolverOptions, RoleArn, SecurityConfiguration, check};
+use emrfs_rolemap::{Diagnostic, ResolverOptions, RoleArn, SecurityConfiguration};
 
-use crate::{Format, Unusable, read_input, usable};
+use crate::{Format, Unusable, read_config_bytes, usable};
 
 #[derive(Subcommand)]
 pub(crate) enum PolicyCommand {
@@ -87,8 +87,7 @@ fn role_arn(flag: &str, text: &str) -> Result<RoleArn, Unusable> {
 
 /// Reads a configuration that must have no errors (warnings do not matter to its policies).
 fn configuration(file: &str) -> Result<SecurityConfiguration, Unusable> {
-    let checked = check(read_input(file)?.as_bytes(), &ResolverOptions::default());
-    usable(checked, if file == "-" { "<stdin>" } else { file })
+    usable(&read_config_bytes(file)?, &ResolverOptions::default(), if file == "-" { "<stdin>" } else { file })
 }
 
 pub(crate) fn run(command: PolicyCommand) -> Result<ExitCode, Unusable> {
