@@ -13,6 +13,8 @@ pub mod policy;
 pub mod reference;
 pub mod resolve;
 pub mod s3path;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod synth;
 pub mod validate;
 

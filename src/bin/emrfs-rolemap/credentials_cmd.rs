@@ -59,22 +59,9 @@ struct ProcessCredentials<'a> {
 /// Runs the command for `request` against `resolver`. Everything the user can get wrong is checked
 /// before the first network call.
 pub fn run(resolver: &Resolver, request: &RequestArgs, args: &StsArgs) -> Result<ExitCode, Unusable> {
-    let session_name = SessionNameTemplate::parse(&args.session_name)
-        .map_err(|e| Unusable(format!("invalid --session-name `{}`: {e}", args.session_name)))?;
-    let settings = AssumeRoleSettings {
-        session_name,
-        duration_seconds: args.duration,
-        external_id: args.external_id.clone(),
-        source_identity: args.source_identity,
-    };
-    settings.validate()?;
+    let settings = args.settings()?;
     let parsed = request.parse()?;
-    let config = StsSourceConfig {
-        endpoint_url: args.sts_endpoint.clone(),
-        base_credentials: args.profile.clone().map_or(BaseCredentials::DefaultChain, BaseCredentials::Profile),
-        ..StsSourceConfig::new(region(args)?)
-    };
-    config.validate()?;
+    let config = args.source_config()?;
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -108,6 +95,33 @@ pub fn run(resolver: &Resolver, request: &RequestArgs, args: &StsArgs) -> Result
     serde_json::to_writer_pretty(&mut out, &output)?;
     writeln!(out)?;
     Ok(ExitCode::SUCCESS)
+}
+
+impl StsArgs {
+    /// The AssumeRole settings, checked against STS limits.
+    pub fn settings(&self) -> Result<AssumeRoleSettings, Unusable> {
+        let session_name = SessionNameTemplate::parse(&self.session_name)
+            .map_err(|e| Unusable(format!("invalid --session-name `{}`: {e}", self.session_name)))?;
+        let settings = AssumeRoleSettings {
+            session_name,
+            duration_seconds: self.duration,
+            external_id: self.external_id.clone(),
+            source_identity: self.source_identity,
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Where the STS source gets its endpoint, region and base credentials; checked, not yet connected.
+    pub fn source_config(&self) -> Result<StsSourceConfig, Unusable> {
+        let config = StsSourceConfig {
+            endpoint_url: self.sts_endpoint.clone(),
+            base_credentials: self.profile.clone().map_or(BaseCredentials::DefaultChain, BaseCredentials::Profile),
+            ..StsSourceConfig::new(region(self)?)
+        };
+        config.validate()?;
+        Ok(config)
+    }
 }
 
 /// `--region`, else `AWS_REGION`, else `AWS_DEFAULT_REGION`; never looked up over the network.

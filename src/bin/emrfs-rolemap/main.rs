@@ -10,6 +10,8 @@ mod credentials_cmd;
 mod test_cmd;
 
 mod policy_cmd;
+#[cfg(all(feature = "sts", feature = "server"))]
+mod serve_cmd;
 
 use std::io::{self, BufRead, Read, Write};
 use std::process::ExitCode;
@@ -95,6 +97,10 @@ enum Command {
         #[command(flatten)]
         sts: credentials_cmd::StsArgs,
     },
+    /// Serve resolve, explain and credentials over HTTP on a TCP address and/or a Unix socket, reloading
+    /// the configuration on SIGHUP and when the file changes; SIGTERM drains and exits.
+    #[cfg(all(feature = "sts", feature = "server"))]
+    Serve(Box<serve_cmd::ServeArgs>),
 }
 
 #[derive(Args)]
@@ -210,6 +216,8 @@ fn run(command: Command) -> Result<ExitCode, Unusable> {
         Command::Bench(args) => bench_cmd::run(&args),
         #[cfg(feature = "sts")]
         Command::Credentials { config, request, sts } => credentials_cmd::run(&load(&config)?, &request, &sts),
+        #[cfg(all(feature = "sts", feature = "server"))]
+        Command::Serve(args) => serve_cmd::run(*args),
     }
 }
 

@@ -1,0 +1,190 @@
+//! `emrfs-rolemap serve`: the HTTP server for proxies written in other languages (see
+//! `emrfs_rolemap::server`). Prints one `listening tcp ADDRESS` / `listening unix PATH` line per
+//! listener on standard output once it accepts connections; logs go to standard error
+//! (`EMRFS_ROLEMAP_LOG` sets the filter, default `info`).
+//!
+//! Exit status: 0 after a drain on SIGTERM or SIGINT, 2 when it cannot start (unusable configuration,
+//! token or address).
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use emrfs_rolemap::credentials::sts::StsSource;
+use emrfs_rolemap::credentials::{Broker, CacheConfig, CredentialCache};
+use emrfs_rolemap::server::peer::BearerToken;
+use emrfs_rolemap::server::store::ConfigStore;
+use emrfs_rolemap::server::{Listener, Server, ServerOptions, run_until_signalled};
+
+use super::credentials_cmd::StsArgs;
+use super::{ConfigArgs, Unusable};
+
+/// The address used when neither --listen nor --socket is given.
+const DEFAULT_LISTEN: &str = "127.0.0.1:9944";
+
+/// Where to listen, who may ask, and the server's limits.
+#[derive(Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(flatten)]
+    sts: StsArgs,
+    /// Listen on this TCP address (default 127.0.0.1:9944 when --socket is not given). TCP callers must
+    /// send `Authorization: Bearer <token>`.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Listen on a Unix socket at PATH; callers are identified by their uid.
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// The Unix socket's permissions, in octal.
+    #[arg(long, value_name = "MODE", default_value = "666", value_parser = parse_mode)]
+    socket_mode: u32,
+    /// The file holding the bearer token for TCP callers (one line, at least 16 characters).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// A Unix-socket uid that may ask for any user and supply groups, like root (repeat for several).
+    #[arg(long = "allow-uid", value_name = "UID")]
+    allow_uid: Vec<u32>,
+    /// How long the OS's user name and groups of a uid are reused, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value = "300", value_parser = parse_seconds)]
+    group_cache_ttl: Duration,
+    /// The largest request body, in bytes; larger bodies get 413.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    body_limit: usize,
+    /// Seconds a client may take to send a request head (also the keep-alive idle time).
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    header_timeout: Duration,
+    /// Seconds a client may take to send a request body; then 408.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    body_timeout: Duration,
+    /// Seconds a request may take in all, STS included; then 504.
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
+    request_timeout: Duration,
+    /// Seconds to wait for requests in flight after SIGTERM.
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
+    drain_timeout: Duration,
+    /// Connections served at once.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_connections: usize,
+    /// Seconds between checks of the configuration file for changes; 0 reloads on SIGHUP only.
+    #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = parse_seconds)]
+    watch_interval: Duration,
+}
+
+fn parse_mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text, 8)
+        .ok()
+        .filter(|mode| *mode <= 0o777)
+        .ok_or_else(|| format!("`{text}` is not an octal permission mode such as 666 or 660"))
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 86_400.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("`{text}` is not a number of seconds between 0 and 86400"))
+}
+
+/// Checks everything the user can get wrong, loads the configuration, then serves until SIGTERM.
+pub fn run(args: ServeArgs) -> Result<ExitCode, Unusable> {
+    if args.config.config == "-" {
+        return Err(Unusable("serve reloads its configuration from a file; --config cannot be `-`".into()));
+    }
+    let settings = args.sts.settings()?;
+    let source_config = args.sts.source_config()?;
+    let listen = match (args.listen, &args.socket) {
+        (None, None) => Some(DEFAULT_LISTEN.parse().map_err(|e| Unusable(format!("{e}")))?),
+        (listen, _) => listen,
+    };
+    let token = match (&args.token_file, listen) {
+        (Some(file), _) => Some(BearerToken::from_file(file)?),
+        (None, Some(address)) => {
+            return Err(Unusable(format!(
+                "listening on TCP {address} needs --token-file FILE (a bearer token of at least 16 characters, \
+                 e.g. from `openssl rand -hex 32`); or give only --socket PATH"
+            )));
+        }
+        (None, None) => None,
+    };
+    init_logging();
+    if let Some(file) = &args.token_file {
+        warn_if_readable_by_others(file);
+    }
+    let options = ServerOptions {
+        body_limit: args.body_limit,
+        header_timeout: args.header_timeout,
+        body_timeout: args.body_timeout,
+        request_timeout: args.request_timeout,
+        max_connections: args.max_connections,
+        drain_timeout: args.drain_timeout,
+        watch_interval: Some(args.watch_interval).filter(|i| !i.is_zero()),
+        allowed_uids: args.allow_uid.clone(),
+        identity_ttl: args.group_cache_ttl,
+    };
+    let store = ConfigStore::open(&args.config.config, args.config.options()?)?;
+    tracing::info!(
+        "loaded `{}`: generation 1, {} role mapping(s)",
+        args.config.config,
+        store.current().resolver().config().mappings().len()
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Unusable(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let source = StsSource::new(source_config).await?;
+        let broker = Broker::new(CredentialCache::new(source, CacheConfig::default()), settings)?;
+        let mut listeners = Vec::new();
+        if let Some(address) = listen {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|e| Unusable(format!("cannot listen on {address}: {e}")))?;
+            listeners.push(Listener::Tcp(listener));
+        }
+        if let Some(path) = &args.socket {
+            let listener = Listener::bind_unix(path, args.socket_mode)
+                .await
+                .map_err(|e| Unusable(format!("cannot listen on `{}`: {e}", path.display())))?;
+            listeners.push(listener);
+        }
+        let server = Server::new(Arc::new(store), broker, token, options);
+        let mut out = std::io::stdout().lock();
+        for listener in &listeners {
+            tracing::info!("listening on {}", listener.describe());
+            writeln!(out, "listening {}", listener.describe())?;
+        }
+        out.flush()?;
+        drop(out);
+        run_until_signalled(&server, listeners).await.map_err(|e| Unusable(e.to_string()))
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EMRFS_ROLEMAP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+fn warn_if_readable_by_others(file: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(file)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            "the token file `{}` can be read by other users (mode {:o}); consider `chmod 600`",
+            file.display(),
+            meta.permissions().mode() & 0o777
+        );
+    }
+}

@@ -1,0 +1,407 @@
+//! The HTTP API: routing, who may ask for whom, request bodies, and the JSON answers and errors.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use hyper::{Method, Request as HttpRequest, Response, StatusCode};
+use serde::Serialize;
+use serde_json::json;
+
+use super::App;
+use super::metrics::Endpoint;
+use super::peer::Caller;
+use super::store::Generation;
+use crate::credentials::{CredentialError, CredentialSource, Credentials, ErrorKind};
+use crate::{IdentifierType, Request, RequestSpec, Resolution, S3Path};
+
+/// The body of every answer.
+pub(crate) type Body = Full<Bytes>;
+
+/// An error answer: `{"error": {"code", "message", "help"?}}` with a status code.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    help: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into(), help: None }
+    }
+
+    fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    fn into_response(self) -> Response<Body> {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(help) = self.help {
+            error["help"] = help.into();
+        }
+        let mut response = json_response(self.status, &json!({ "error": error }));
+        let headers = response.headers_mut();
+        match self.status {
+            StatusCode::UNAUTHORIZED => {
+                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"emrfs-rolemap\""));
+            }
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// Answers one request; never fails (errors are answers) and records the metrics.
+pub(crate) async fn handle<S: CredentialSource>(
+    app: Arc<App<S>>,
+    caller: Caller,
+    request: HttpRequest<Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let started = Instant::now();
+    let (endpoint, allowed) = route(request.uri().path());
+    let response = if !allowed.contains(request.method()) {
+        let error = if endpoint == Endpoint::Other {
+            ApiError::new(StatusCode::NOT_FOUND, "not-found", format!("no endpoint `{}`", request.uri().path())).help(
+                "the endpoints are POST /v1/resolve, /v1/explain, /v1/credentials and GET /healthz, /readyz, /metrics",
+            )
+        } else {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                format!("`{}` does not answer {}", request.uri().path(), request.method()),
+            )
+        };
+        let mut response = error.into_response();
+        if let Ok(allow) = HeaderValue::from_str(&allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ")) {
+            response.headers_mut().insert(ALLOW, allow);
+        }
+        response
+    } else {
+        let timeout = app.options.request_timeout;
+        match tokio::time::timeout(timeout, dispatch(&app, caller, endpoint, request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => error.into_response(),
+            Err(_) => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout",
+                format!("the request took longer than {} ms", timeout.as_millis()),
+            )
+            .into_response(),
+        }
+    };
+    app.metrics.record(endpoint, response.status().as_u16(), started.elapsed());
+    Ok(response)
+}
+
+/// The endpoint of a path and the methods it answers.
+fn route(path: &str) -> (Endpoint, &'static [Method]) {
+    const POST: &[Method] = &[Method::POST];
+    const GET: &[Method] = &[Method::GET, Method::HEAD];
+    match path {
+        "/v1/resolve" => (Endpoint::Resolve, POST),
+        "/v1/explain" => (Endpoint::Explain, POST),
+        "/v1/credentials" => (Endpoint::Credentials, POST),
+        "/healthz" => (Endpoint::Healthz, GET),
+        "/readyz" => (Endpoint::Readyz, GET),
+        "/metrics" => (Endpoint::Metrics, GET),
+        _ => (Endpoint::Other, &[]),
+    }
+}
+
+async fn dispatch<S: CredentialSource>(
+    app: &App<S>,
+    caller: Caller,
+    endpoint: Endpoint,
+    request: HttpRequest<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    if endpoint == Endpoint::Healthz {
+        return Ok(json_response(StatusCode::OK, &json!({"status": "ok"})));
+    }
+    if caller == Caller::Tcp {
+        authenticate(app, &request)?;
+    }
+    match endpoint {
+        Endpoint::Readyz => Ok(readyz(app)),
+        Endpoint::Metrics => {
+            let text = app.metrics.render(&app.store, &app.broker.cache().stats());
+            let mut response = Response::new(Full::new(Bytes::from(text)));
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+            Ok(response)
+        }
+        _ => {
+            let body = read_body(app, request).await?;
+            // One generation answers the whole request, whatever reloads happen meanwhile.
+            let generation = app.store.current();
+            let spec: RequestSpec = serde_json::from_slice(&body).map_err(|e| {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid-json", format!("invalid request body: {e}"))
+                    .help(r#"send a JSON object {"user": "...", "groups": ["..."], "path": "s3://bucket/key"}; every field is optional"#)
+            })?;
+            let principal = principal(app, caller, spec.user, spec.groups).await?;
+            let path = match spec.path.as_deref() {
+                None => None,
+                Some(text) => Some(S3Path::parse(text).map_err(|e| {
+                    ApiError::new(StatusCode::BAD_REQUEST, "invalid-path", format!("invalid path `{text}`: {e}"))
+                        .help("give an S3 location such as `s3://bucket/key` (also s3a:// or s3n://)")
+                })?),
+            };
+            match endpoint {
+                Endpoint::Resolve => {
+                    let request = principal.request(path);
+                    let resolution = generation.resolver().resolve(&request);
+                    Ok(answer(&generation, &principal, &resolution))
+                }
+                Endpoint::Explain => {
+                    let request = principal.request(path);
+                    let explanation = generation.resolver().explain(&request);
+                    Ok(answer(&generation, &principal, &explanation))
+                }
+                _ => credentials(app, &generation, &principal, path.as_ref()).await,
+            }
+        }
+    }
+}
+
+fn authenticate<S>(app: &App<S>, request: &HttpRequest<Incoming>) -> Result<(), ApiError> {
+    let presented = request.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
+    match &app.token {
+        Some(token) if token.accepts(presented) => Ok(()),
+        _ if presented.is_none() => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing-token",
+            "this endpoint needs `Authorization: Bearer <token>` over TCP",
+        )
+        .help("send the token from the server's --token-file, or connect through its Unix socket")),
+        _ => Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong-token", "the bearer token is not the server's")),
+    }
+}
+
+/// Reads a body of at most the configured limit within the body timeout.
+async fn read_body<S>(app: &App<S>, request: HttpRequest<Incoming>) -> Result<Bytes, ApiError> {
+    let limit = app.options.body_limit;
+    let too_large = || {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", format!("the body is over {limit} bytes"))
+            .help("a request is one small JSON object; the limit is the server's --body-limit")
+    };
+    let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    let timeout = app.options.body_timeout;
+    match tokio::time::timeout(timeout, Limited::new(request.into_body(), limit).collect()).await {
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body-timeout",
+            format!("the body did not arrive within {} ms", timeout.as_millis()),
+        )),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => {
+            Err(ApiError::new(StatusCode::BAD_REQUEST, "unreadable-body", format!("cannot read the body: {e}")))
+        }
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+/// The user and groups a request is resolved for, after the caller's rights are applied.
+#[derive(Debug, Serialize)]
+struct Principal {
+    user: Option<String>,
+    groups: Vec<String>,
+    /// `request` when the caller supplied the groups, `os` when they were looked up for its uid.
+    groups_from: &'static str,
+}
+
+impl Principal {
+    fn request<'a>(&'a self, path: Option<S3Path<'a>>) -> Request<'a> {
+        Request { user: self.user.as_deref(), groups: &self.groups, path }
+    }
+}
+
+/// Applies the rules of who may ask for whom: TCP callers (token holders), root and allow-listed uids
+/// ask for anyone; any other Unix-socket caller only for its own user, with its groups from the OS.
+async fn principal<S>(
+    app: &App<S>,
+    caller: Caller,
+    user: Option<String>,
+    groups: Vec<String>,
+) -> Result<Principal, ApiError> {
+    let uid = match caller {
+        Caller::Unix { uid } if uid != 0 && !app.options.allowed_uids.contains(&uid) => uid,
+        _ => return Ok(Principal { user, groups, groups_from: "request" }),
+    };
+    let identity = app.identities.lookup(uid).await.map_err(|e| {
+        app.metrics.identity_lookup_failed();
+        ApiError::new(StatusCode::FORBIDDEN, "unknown-caller", format!("cannot name the caller: {e}"))
+    })?;
+    if let Some(asked) = user.as_deref().filter(|asked| *asked != identity.user) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not-your-user",
+            format!("uid {uid} (`{}`) may ask only for its own user, not `{asked}`", identity.user),
+        )
+        .help("leave `user` out, or ask through a token or an allow-listed uid (the server's --allow-uid)"));
+    }
+    if !groups.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "groups-not-accepted",
+            format!("uid {uid} (`{}`) may not supply groups; they are looked up from the OS", identity.user),
+        )
+        .help("leave `groups` out"));
+    }
+    Ok(Principal { user: Some(identity.user.clone()), groups: identity.groups.clone(), groups_from: "os" })
+}
+
+/// `{"generation", "principal", ...answer}`.
+fn answer<T: Serialize>(generation: &Generation, principal: &Principal, answer: &T) -> Response<Body> {
+    #[derive(Serialize)]
+    struct Answered<'a, T> {
+        generation: u64,
+        principal: &'a Principal,
+        #[serde(flatten)]
+        answer: &'a T,
+    }
+    json_response(StatusCode::OK, &Answered { generation: generation.number(), principal, answer })
+}
+
+async fn credentials<S: CredentialSource>(
+    app: &App<S>,
+    generation: &Generation,
+    principal: &Principal,
+    path: Option<&S3Path<'_>>,
+) -> Result<Response<Body>, ApiError> {
+    let prepared = generation.resolver().prepare(principal.user.as_deref(), &principal.groups);
+    let access = app.broker.access(&prepared, principal.user.as_deref(), path).await.map_err(credential_error)?;
+    let body = json!({
+        "generation": generation.number(),
+        "principal": principal,
+        "resolution": access.resolution,
+        "Credentials": credentials_json(&access.credentials),
+        "MatchedGrantTarget": matched_target(&access.resolution),
+    });
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// The `Credentials` object of S3 Access Grants' GetDataAccess.
+fn credentials_json(credentials: &Credentials) -> serde_json::Value {
+    json!({
+        "AccessKeyId": credentials.access_key_id(),
+        "SecretAccessKey": credentials.secret_access_key().expose(),
+        "SessionToken": credentials.session_token().map(|t| t.expose()),
+        "Expiration": credentials.expiration().map(rfc3339),
+    })
+}
+
+/// GetDataAccess's `MatchedGrantTarget`: the S3 scope of the deciding mapping — `s3://PREFIX*` for a
+/// `Prefix` mapping, `s3://*` for a `User` or `Group` mapping (it covers every location); none for a
+/// fallback.
+fn matched_target(resolution: &Resolution<'_>) -> Option<String> {
+    let m = resolution.mapping()?;
+    Some(match m.identifier_type {
+        IdentifierType::Prefix => format!("s3://{}*", m.identifier),
+        IdentifierType::User | IdentifierType::Group => "s3://*".to_owned(),
+    })
+}
+
+fn credential_error(error: CredentialError) -> ApiError {
+    let (status, code) = match error.kind() {
+        ErrorKind::AccessDenied => (StatusCode::FORBIDDEN, "sts-access-denied"),
+        ErrorKind::Throttling => (StatusCode::TOO_MANY_REQUESTS, "sts-throttling"),
+        ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "sts-timeout"),
+        ErrorKind::Connection | ErrorKind::ServerError => (StatusCode::BAD_GATEWAY, "sts-unavailable"),
+        ErrorKind::InvalidRequest | ErrorKind::Other => (StatusCode::BAD_GATEWAY, "sts-error"),
+        ErrorKind::BaseCredentials => (StatusCode::INTERNAL_SERVER_ERROR, "base-credentials"),
+    };
+    let help = match error {
+        CredentialError::AssumeRole { .. } => {
+            "the request fails closed: it never falls through to another role; check the role's trust policy"
+        }
+        CredentialError::Base { .. } => "check the server's base credentials (its AWS profile or environment)",
+    };
+    ApiError::new(status, code, error.to_string()).help(help)
+}
+
+fn readyz<S>(app: &App<S>) -> Response<Body> {
+    let generation = app.store.current();
+    let draining = app.draining.load(Ordering::Relaxed);
+    let failure = app.store.last_failure().map(|f| {
+        json!({
+            "at": rfc3339(f.at),
+            "message": f.error.to_string(),
+            "diagnostics": f.error.diagnostics(),
+        })
+    });
+    let config = generation.resolver().config();
+    let body = json!({
+        "ready": !draining,
+        "draining": draining,
+        "generation": generation.number(),
+        "loaded_at": rfc3339(generation.loaded_at()),
+        "config": app.store.path().display().to_string(),
+        "mappings": config.mappings().len(),
+        "identifiers": config.identifier_count(),
+        "reloads": app.store.reloads(),
+        "reload_failures": app.store.reload_failures(),
+        "last_reload_error": failure,
+    });
+    json_response(if draining { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK }, &body)
+}
+
+fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    let mut bytes = serde_json::to_vec(value).unwrap_or_else(|e| {
+        // Serialising our own answer types cannot fail; say so plainly if it ever does.
+        format!(r#"{{"error": {{"code": "internal", "message": "cannot serialise the answer: {e}"}}}}"#).into_bytes()
+    });
+    bytes.push(b'\n');
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// `2030-01-02T03:04:05Z`: whole seconds, UTC.
+pub(crate) fn rfc3339(at: SystemTime) -> String {
+    let seconds = match at.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    };
+    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest / 60 % 60, rest % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rfc3339_matches_known_instants() {
+        let at = |s: u64| rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(s));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_709_251_199), "2024-02-29T23:59:59Z");
+        assert_eq!(at(1_893_456_000), "2030-01-01T00:00:00Z");
+        assert_eq!(at(4_102_444_800), "2100-01-01T00:00:00Z");
+    }
+}

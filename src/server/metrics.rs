@@ -1,0 +1,204 @@
+//! The server's counters and latency histograms, and their Prometheus text exposition (format 0.0.4).
+//! Recording is a few relaxed atomic additions; nothing is allocated until `/metrics` is rendered.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::credentials::CacheStats;
+
+use super::store::ConfigStore;
+
+/// The routes the server counts requests by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    Resolve,
+    Explain,
+    Credentials,
+    Healthz,
+    Readyz,
+    Metrics,
+    Other,
+}
+
+impl Endpoint {
+    const ALL: [Endpoint; 7] = [
+        Endpoint::Resolve,
+        Endpoint::Explain,
+        Endpoint::Credentials,
+        Endpoint::Healthz,
+        Endpoint::Readyz,
+        Endpoint::Metrics,
+        Endpoint::Other,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Endpoint::Resolve => "/v1/resolve",
+            Endpoint::Explain => "/v1/explain",
+            Endpoint::Credentials => "/v1/credentials",
+            Endpoint::Healthz => "/healthz",
+            Endpoint::Readyz => "/readyz",
+            Endpoint::Metrics => "/metrics",
+            Endpoint::Other => "other",
+        }
+    }
+}
+
+/// Every status code the server answers with.
+const STATUSES: [u16; 14] = [200, 400, 401, 403, 404, 405, 408, 413, 429, 500, 502, 503, 504, 0];
+
+/// Upper bounds of the latency histogram's buckets, in seconds.
+const BUCKETS: [f64; 16] =
+    [0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+/// The server's own counters; the cache and the configuration store keep theirs.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    requests: [[AtomicU64; STATUSES.len()]; Endpoint::ALL.len()],
+    latency: [Histogram; Endpoint::ALL.len()],
+    connections_open: AtomicU64,
+    connections_total: AtomicU64,
+    identity_lookup_failures: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one answered request.
+    pub(crate) fn record(&self, endpoint: Endpoint, status: u16, elapsed: Duration) {
+        let e = endpoint as usize;
+        let s = STATUSES.iter().position(|&c| c == status).unwrap_or(STATUSES.len() - 1);
+        self.requests[e][s].fetch_add(1, Ordering::Relaxed);
+        let histogram = &self.latency[e];
+        let seconds = elapsed.as_secs_f64();
+        if let Some(b) = BUCKETS.iter().position(|&bound| seconds <= bound) {
+            histogram.buckets[b].fetch_add(1, Ordering::Relaxed);
+        }
+        histogram.count.fetch_add(1, Ordering::Relaxed);
+        histogram.sum_nanos.fetch_add(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    pub(crate) fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+        self.connections_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn identity_lookup_failed(&self) {
+        self.identity_lookup_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition of everything the server knows.
+    pub(crate) fn render(&self, store: &ConfigStore, cache: &CacheStats) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+
+        header(&mut out, "requests_total", "counter", "HTTP requests answered, by endpoint and status code.");
+        for endpoint in Endpoint::ALL {
+            for (s, status) in STATUSES.iter().enumerate() {
+                let n = load(&self.requests[endpoint as usize][s]);
+                if n > 0 {
+                    let status = if *status == 0 { "other".to_owned() } else { status.to_string() };
+                    let _ = writeln!(
+                        out,
+                        "emrfs_rolemap_requests_total{{endpoint=\"{}\",status=\"{status}\"}} {n}",
+                        endpoint.label()
+                    );
+                }
+            }
+        }
+
+        header(&mut out, "request_duration_seconds", "histogram", "Time from request head to response, by endpoint.");
+        for endpoint in Endpoint::ALL {
+            let histogram = &self.latency[endpoint as usize];
+            let label = endpoint.label();
+            let mut cumulative = 0;
+            for (b, bound) in BUCKETS.iter().enumerate() {
+                cumulative += load(&histogram.buckets[b]);
+                let _ = writeln!(
+                    out,
+                    "emrfs_rolemap_request_duration_seconds_bucket{{endpoint=\"{label}\",le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            let count = load(&histogram.count);
+            let sum = load(&histogram.sum_nanos) as f64 / 1e9;
+            let _ = writeln!(
+                out,
+                "emrfs_rolemap_request_duration_seconds_bucket{{endpoint=\"{label}\",le=\"+Inf\"}} {count}"
+            );
+            let _ = writeln!(out, "emrfs_rolemap_request_duration_seconds_sum{{endpoint=\"{label}\"}} {sum}");
+            let _ = writeln!(out, "emrfs_rolemap_request_duration_seconds_count{{endpoint=\"{label}\"}} {count}");
+        }
+
+        let generation = store.current();
+        let simple: [(&str, &str, &str, u64); 15] = [
+            ("connections_open", "gauge", "Connections open now.", load(&self.connections_open)),
+            ("connections_total", "counter", "Connections accepted.", load(&self.connections_total)),
+            (
+                "identity_lookup_failures_total",
+                "counter",
+                "Unix-socket callers whose uid the OS could not name.",
+                load(&self.identity_lookup_failures),
+            ),
+            ("config_generation", "gauge", "The configuration generation being served.", generation.number()),
+            ("config_reloads_total", "counter", "Reloads that swapped in a new configuration.", store.reloads()),
+            (
+                "config_reload_failures_total",
+                "counter",
+                "Reloads rejected; the previous configuration kept serving.",
+                store.reload_failures(),
+            ),
+            (
+                "config_mappings",
+                "gauge",
+                "Role mappings in the served configuration.",
+                generation.resolver().config().mappings().len() as u64,
+            ),
+            ("credential_cache_hits_total", "counter", "Credential lookups answered from the cache.", cache.hits),
+            ("credential_cache_misses_total", "counter", "Credential lookups that waited for STS.", cache.misses),
+            ("credential_cache_refreshes_total", "counter", "Background refreshes started.", cache.refreshes),
+            (
+                "credential_cache_source_calls_total",
+                "counter",
+                "Calls made to STS or the base chain.",
+                cache.source_calls,
+            ),
+            (
+                "credential_cache_stale_served_total",
+                "counter",
+                "Failed refreshes after which still-valid credentials were served.",
+                cache.stale_served,
+            ),
+            ("credential_cache_evictions_total", "counter", "Entries evicted by the size bound.", cache.evictions),
+            ("credential_cache_entries", "gauge", "Entries in the credential cache.", cache.entries),
+            ("build_info", "gauge", "Always 1; the version is in the label.", 1),
+        ];
+        for (name, kind, help, value) in simple {
+            header(&mut out, name, kind, help);
+            if name == "build_info" {
+                let _ = writeln!(out, "emrfs_rolemap_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+            } else {
+                let _ = writeln!(out, "emrfs_rolemap_{name} {value}");
+            }
+        }
+
+        header(&mut out, "sts_errors_total", "counter", "Credential source errors, by kind.");
+        for (kind, n) in &cache.errors {
+            let _ = writeln!(out, "emrfs_rolemap_sts_errors_total{{kind=\"{kind}\"}} {n}");
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP emrfs_rolemap_{name} {help}\n# TYPE emrfs_rolemap_{name} {kind}");
+}

@@ -1,0 +1,358 @@
+//! The HTTP server mode: the engine and the credential cache behind a local socket, for proxies written
+//! in other languages.
+//!
+//! - [`store`]: the served configuration, its generations and hot reload.
+//! - [`peer`]: who is asking (bearer token over TCP, `SO_PEERCRED` uid over a Unix socket) and the OS's
+//!   user and group database.
+//! - `api`: the endpoints `POST /v1/resolve`, `/v1/explain`, `/v1/credentials` and `GET /healthz`,
+//!   `/readyz`, `/metrics`.
+//!
+//! [`Server::run`] accepts connections on every [`Listener`] until its shutdown future completes, then
+//! stops accepting and drains: requests in flight finish (within [`ServerOptions::drain_timeout`]),
+//! idle keep-alive connections close. [`run_until_signalled`] adds the process's signals: `SIGHUP`
+//! reloads the configuration, `SIGTERM` and `SIGINT` drain and return, and the file is watched for
+//! changes.
+//!
+//! Bad input never takes the server down: every request error is a JSON answer with a status code, a
+//! slow client is cut off by the header and body timeouts, and connections are bounded.
+
+mod api;
+mod metrics;
+pub mod peer;
+pub mod store;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{Semaphore, watch};
+
+use crate::credentials::{Broker, CredentialSource};
+use metrics::Metrics;
+use peer::{BearerToken, Caller, OsIdentities};
+use store::{ConfigStore, ReloadOutcome};
+
+/// The limits and timeouts of a server. The defaults suit a proxy on the same host.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The largest request body accepted; larger ones get 413. Default 64 KiB.
+    pub body_limit: usize,
+    /// How long a client may take to send a request's head, and how long an idle keep-alive connection
+    /// stays open. Default 10 s.
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body; then 408. Default 10 s.
+    pub body_timeout: Duration,
+    /// How long a request may take in all (STS included); then 504. Default 30 s.
+    pub request_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog. Default 1024.
+    pub max_connections: usize,
+    /// How long shutdown waits for requests in flight. Default 30 s.
+    pub drain_timeout: Duration,
+    /// How often the configuration file is checked for changes; `None` watches nothing. Default 1 s.
+    pub watch_interval: Option<Duration>,
+    /// Unix-socket uids that may ask for any user and supply groups, besides root.
+    pub allowed_uids: Vec<u32>,
+    /// How long the OS's answer for a uid (user name and groups) is reused. Default 300 s.
+    pub identity_ttl: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            body_limit: 64 * 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            drain_timeout: Duration::from_secs(30),
+            watch_interval: Some(Duration::from_secs(1)),
+            allowed_uids: Vec::new(),
+            identity_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A socket the server accepts connections on.
+#[derive(Debug)]
+pub enum Listener {
+    /// TCP; every endpoint but `/healthz` needs the bearer token.
+    Tcp(TcpListener),
+    /// A Unix domain socket; callers are identified by uid. The file is removed at shutdown.
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    /// Binds a Unix socket at `path` with permissions `mode` (e.g. `0o666`: any local user may connect and
+    /// gets only its own user's answers). A stale socket file nobody listens on is replaced; a live one is
+    /// an error.
+    pub async fn bind_unix(path: &Path, mode: u32) -> std::io::Result<Listener> {
+        use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            if !meta.file_type().is_socket() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    format!("`{}` exists and is not a socket", path.display()),
+                ));
+            }
+            if tokio::net::UnixStream::connect(path).await.is_ok() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!("another server is listening on `{}`", path.display()),
+                ));
+            }
+            std::fs::remove_file(path)?;
+        }
+        let listener = UnixListener::bind(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        Ok(Listener::Unix(listener, path.to_owned()))
+    }
+
+    /// Where the listener listens: `tcp ADDRESS` or `unix PATH`.
+    pub fn describe(&self) -> String {
+        match self {
+            Listener::Tcp(l) => match l.local_addr() {
+                Ok(address) => format!("tcp {address}"),
+                Err(e) => format!("tcp (unknown address: {e})"),
+            },
+            Listener::Unix(_, path) => format!("unix {}", path.display()),
+        }
+    }
+}
+
+/// What the request handlers share.
+pub(crate) struct App<S> {
+    store: Arc<ConfigStore>,
+    broker: Broker<S>,
+    token: Option<BearerToken>,
+    options: ServerOptions,
+    identities: OsIdentities,
+    metrics: Metrics,
+    draining: AtomicBool,
+}
+
+/// An HTTP server over a [`ConfigStore`] and a credential [`Broker`].
+pub struct Server<S> {
+    app: Arc<App<S>>,
+}
+
+impl<S> std::fmt::Debug for Server<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("config", &self.app.store.path()).field("options", &self.app.options).finish()
+    }
+}
+
+/// Why a server could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A TCP listener without a token: TCP callers could not be authenticated.
+    #[error("a TCP listener needs a bearer token (--token-file)")]
+    TcpWithoutToken,
+    /// No listener at all.
+    #[error("no listener: give a TCP address, a Unix socket, or both")]
+    NoListener,
+}
+
+impl<S: CredentialSource> Server<S> {
+    /// A server answering from `store`, fetching credentials through `broker`. `token` authenticates TCP
+    /// callers.
+    pub fn new(store: Arc<ConfigStore>, broker: Broker<S>, token: Option<BearerToken>, options: ServerOptions) -> Self {
+        let identities = OsIdentities::new(options.identity_ttl);
+        let app =
+            App { store, broker, token, options, identities, metrics: Metrics::default(), draining: false.into() };
+        Server { app: Arc::new(app) }
+    }
+
+    /// The configuration being served.
+    pub fn store(&self) -> &Arc<ConfigStore> {
+        &self.app.store
+    }
+
+    /// Serves `listeners` until `shutdown` completes, then drains. Fails before serving when a TCP
+    /// listener has no token or there is no listener.
+    pub async fn run(
+        &self,
+        listeners: Vec<Listener>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ServerError> {
+        if listeners.is_empty() {
+            return Err(ServerError::NoListener);
+        }
+        if self.app.token.is_none() && listeners.iter().any(|l| matches!(l, Listener::Tcp(_))) {
+            return Err(ServerError::TcpWithoutToken);
+        }
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let graceful = Arc::new(GracefulShutdown::new());
+        let permits = Arc::new(Semaphore::new(self.app.options.max_connections.max(1)));
+        let mut accepting = Vec::new();
+        let mut sockets = Vec::new();
+        for listener in listeners {
+            let (app, graceful, permits, stop) = (self.app.clone(), graceful.clone(), permits.clone(), stop_rx.clone());
+            if let Listener::Unix(_, path) = &listener {
+                sockets.push(path.clone());
+            }
+            accepting.push(tokio::spawn(accept_loop(app, listener, graceful, permits, stop)));
+        }
+        shutdown.await;
+        tracing::info!("shutting down: no new connections; draining requests in flight");
+        self.app.draining.store(true, Ordering::Relaxed);
+        let _ = stop_tx.send(true);
+        for task in accepting {
+            let _ = task.await;
+        }
+        for path in sockets {
+            let _ = std::fs::remove_file(path);
+        }
+        let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
+        match tokio::time::timeout(self.app.options.drain_timeout, graceful.shutdown()).await {
+            Ok(()) => tracing::info!("drained"),
+            Err(_) => tracing::warn!(
+                "drain timeout ({} ms) reached; closing the remaining connections",
+                self.app.options.drain_timeout.as_millis()
+            ),
+        }
+        Ok(())
+    }
+}
+
+async fn accept_loop<S: CredentialSource>(
+    app: Arc<App<S>>,
+    listener: Listener,
+    graceful: Arc<GracefulShutdown>,
+    permits: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let permit = tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return,
+            accepted = accept(&listener) => accepted,
+        };
+        match accepted {
+            Ok(Some((io, caller))) => {
+                let app = app.clone();
+                app.metrics.connection_opened();
+                let service = {
+                    let app = app.clone();
+                    service_fn(move |request| api::handle(app.clone(), caller, request))
+                };
+                let connection = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(app.options.header_timeout)
+                    .serve_connection(io, service);
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!("connection ended: {e}");
+                    }
+                    app.metrics.connection_closed();
+                    drop(permit);
+                });
+            }
+            Ok(None) => {}
+            Err(e) => {
+                // Out of file descriptors and the like: keep serving the connections we have.
+                tracing::warn!("accept failed on {}: {e}", listener.describe());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// A boxed connection, so that TCP and Unix connections share one service type.
+trait Connection: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Connection for T {}
+
+/// The next connection and its caller; `None` when a Unix peer's credentials are unavailable (the
+/// connection is refused).
+async fn accept(listener: &Listener) -> std::io::Result<Option<(TokioIo<Box<dyn Connection>>, Caller)>> {
+    match listener {
+        Listener::Tcp(l) => {
+            let (stream, _) = l.accept().await?;
+            let _ = stream.set_nodelay(true);
+            Ok(Some((TokioIo::new(Box::new(stream)), Caller::Tcp)))
+        }
+        Listener::Unix(l, _) => {
+            let (stream, _) = l.accept().await?;
+            match stream.peer_cred() {
+                Ok(credentials) => Ok(Some((TokioIo::new(Box::new(stream)), Caller::Unix { uid: credentials.uid() }))),
+                Err(e) => {
+                    tracing::warn!("refused a Unix-socket connection without peer credentials: {e}");
+                    Ok(None)
+                }
+            }
+        }
+    }
+}
+
+/// Runs `server` until `SIGTERM` or `SIGINT`, reloading the configuration on `SIGHUP` and when the file
+/// changes (every [`ServerOptions::watch_interval`]). Reload outcomes are logged; an invalid file's
+/// diagnostics go to the log and `/readyz`, and the old configuration keeps serving.
+pub async fn run_until_signalled<S: CredentialSource>(
+    server: &Server<S>,
+    listeners: Vec<Listener>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let store = server.store().clone();
+    let watch_interval = server.app.options.watch_interval;
+    let reloader = tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(watch_interval.unwrap_or(Duration::from_secs(3600)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            let on_change = tokio::select! {
+                Some(()) = hangup.recv() => false,
+                _ = ticker.tick(), if watch_interval.is_some() => true,
+            };
+            reload(&store, on_change).await;
+        }
+    });
+    let shutdown = async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+            _ = interrupt.recv() => tracing::info!("SIGINT received"),
+        }
+    };
+    let outcome = server.run(listeners, shutdown).await;
+    reloader.abort();
+    Ok(outcome?)
+}
+
+/// Reloads on the blocking pool and logs what happened; `on_change` skips an unmodified file.
+async fn reload(store: &Arc<ConfigStore>, on_change: bool) {
+    let task = store.clone();
+    let outcome =
+        tokio::task::spawn_blocking(move || if on_change { task.reload_if_modified() } else { task.reload() }).await;
+    match outcome {
+        Ok(Ok(ReloadOutcome::Reloaded { generation })) => {
+            tracing::info!("reloaded `{}`: now serving generation {generation}", store.path().display());
+        }
+        Ok(Ok(ReloadOutcome::Unchanged)) if !on_change => {
+            tracing::info!(
+                "`{}` is unchanged; still serving generation {}",
+                store.path().display(),
+                store.current().number()
+            );
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => {
+            tracing::error!("reload rejected; still serving generation {}: {error}", store.current().number())
+        }
+        Err(e) => tracing::error!("reload task failed: {e}"),
+    }
+}
