@@ -4,3 +4,5 @@
 #![allow(dead_code)]
 
 pub mod moto;
+#[cfg(feature = "server")]
+pub mod server;
