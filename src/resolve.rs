@@ -70,6 +70,15 @@ pub struct RequestSpec {
 }
 
 impl RequestSpec {
+    /// Reads a request from JSON text. Only an object is accepted: serde would also take the fields as
+    /// an array (`["alice"]`), which no client means.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(r#"expected a JSON object such as {"user": "alice", "path": "s3://bucket/key"}"#.into());
+        }
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    }
+
     /// The request these fields describe; fails when `path` is not an S3 location.
     pub fn request(&self) -> Result<Request<'_>, S3PathError> {
         Request::parse(self.user.as_deref(), &self.groups, self.path.as_deref())

@@ -171,7 +171,7 @@ fn bad_request_lines_each_get_an_error_line() {
         "longer than 1024 bytes",
         "not valid UTF-8",
         "duplicate field `user`",
-        "invalid type: sequence",
+        "expected a JSON object",
         "expected a sequence",
         "the bucket is empty",
     ] {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -16,7 +16,7 @@ use super::App;
 use super::metrics::Endpoint;
 use super::peer::Caller;
 use super::store::Generation;
-use crate::credentials::{CredentialError, CredentialSource, Credentials, ErrorKind};
+use crate::credentials::{CredentialError, CredentialSource, Credentials, ErrorKind, format_rfc3339 as rfc3339};
 use crate::{IdentifierType, Request, RequestSpec, Resolution, S3Path};
 
 /// The body of every answer.
@@ -144,7 +144,7 @@ async fn dispatch<S: CredentialSource>(
             let body = read_body(app, request).await?;
             // One generation answers the whole request, whatever reloads happen meanwhile.
             let generation = app.store.current();
-            let spec: RequestSpec = serde_json::from_slice(&body).map_err(|e| {
+            let spec = RequestSpec::from_json(&body).map_err(|e| {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid-json", format!("invalid request body: {e}"))
                     .help(r#"send a JSON object {"user": "...", "groups": ["..."], "path": "s3://bucket/key"}; every field is optional"#)
             })?;
@@ -303,13 +303,17 @@ fn credentials_json(credentials: &Credentials) -> serde_json::Value {
     })
 }
 
-/// GetDataAccess's `MatchedGrantTarget`: the S3 scope of the deciding mapping — `s3://PREFIX*` for a
+/// GetDataAccess's `MatchedGrantTarget`: the S3 scope of the deciding mapping — `s3://BUCKET/PREFIX*` for a
 /// `Prefix` mapping, `s3://*` for a `User` or `Group` mapping (it covers every location); none for a
 /// fallback.
 fn matched_target(resolution: &Resolution<'_>) -> Option<String> {
     let m = resolution.mapping()?;
     Some(match m.identifier_type {
-        IdentifierType::Prefix => format!("s3://{}*", m.identifier),
+        // `s3a://bucket/key` and `s3n://...` name the same location as `s3://bucket/key`.
+        IdentifierType::Prefix => {
+            let location = m.identifier.split_once("://").map_or(m.identifier, |(_, rest)| rest);
+            format!("s3://{location}*")
+        }
         IdentifierType::User | IdentifierType::Group => "s3://*".to_owned(),
     })
 }
@@ -368,40 +372,4 @@ fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> 
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
-}
-
-/// `2030-01-02T03:04:05Z`: whole seconds, UTC.
-pub(crate) fn rfc3339(at: SystemTime) -> String {
-    let seconds = match at.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs() as i64),
-    };
-    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest / 60 % 60, rest % 60)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn rfc3339_matches_known_instants() {
-        let at = |s: u64| rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(s));
-        assert_eq!(at(0), "1970-01-01T00:00:00Z");
-        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(at(1_709_251_199), "2024-02-29T23:59:59Z");
-        assert_eq!(at(1_893_456_000), "2030-01-01T00:00:00Z");
-        assert_eq!(at(4_102_444_800), "2100-01-01T00:00:00Z");
-    }
 }

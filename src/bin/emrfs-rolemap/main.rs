@@ -351,7 +351,7 @@ fn resolve_batch(resolver: &Resolver, mut input: Box<dyn BufRead>) -> Result<Exi
         let outcome = match std::str::from_utf8(&bytes) {
             Err(e) => Err(format!("the line is not valid UTF-8 (byte {} of the line)", e.valid_up_to() + 1)),
             Ok(line) if line.trim().is_empty() => continue,
-            Ok(line) => serde_json::from_str::<RequestSpec>(line).map_err(|e| e.to_string()).and_then(|spec| {
+            Ok(line) => RequestSpec::from_json(line.as_bytes()).and_then(|spec| {
                 let request = spec.request().map_err(|e| format!("invalid path: {e}"))?;
                 serde_json::to_string(&resolver.resolve(&request)).map_err(|e| e.to_string())
             }),
