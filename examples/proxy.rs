@@ -39,10 +39,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use aws_sdk_sts::primitives::{DateTime, DateTimeFormat};
 use clap::Parser;
 use emrfs_rolemap::credentials::sts::{StsSource, StsSourceConfig};
-use emrfs_rolemap::credentials::{AssumeRoleSettings, Broker, CacheConfig, CredentialCache};
+use emrfs_rolemap::credentials::{AssumeRoleSettings, Broker, CacheConfig, CredentialCache, format_rfc3339};
 use emrfs_rolemap::{PreparedPrincipal, Resolver, ResolverBuilder, S3Path, SecurityConfiguration};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -202,7 +201,7 @@ async fn answer(
             "role": access.resolution.role().map(ToString::to_string),
             "mapping_index": access.resolution.mapping_index(),
             "access_key_id": access.credentials.access_key_id(),
-            "expiration": access.credentials.expiration().and_then(rfc3339),
+            "expiration": access.credentials.expiration().map(format_rfc3339),
         }),
         Err(error) => json!({"error": error.to_string()}),
     }
@@ -215,11 +214,6 @@ fn parse_principal(line: &str) -> Result<(&str, Vec<&str>), String> {
         ["user", user, "groups", groups] => Ok((user, groups.split(',').filter(|g| !g.is_empty()).collect())),
         _ => Err(format!("expected `user NAME [groups G1,G2,...]`, got `{line}`")),
     }
-}
-
-/// `2030-01-01T00:00:00Z`: whole seconds, UTC.
-fn rfc3339(at: std::time::SystemTime) -> Option<String> {
-    DateTime::from_secs(DateTime::from(at).secs()).fmt(DateTimeFormat::DateTime).ok()
 }
 
 /// The `--demo` client: sends `lines`, closes its side, and returns the answers.

@@ -133,6 +133,11 @@ async fn every_endpoint_answers_over_tcp_with_the_token() {
     assert_eq!(metric(text, r#"emrfs_rolemap_sts_errors_total{kind="access_denied"}"#), 0.0);
 
     let log = served.log();
+    let key = first["Credentials"]["AccessKeyId"].as_str().unwrap();
+    let granted = format!(
+        r#"granted: caller=tcp user="alice" groups_from=request path="s3://lake/raw/2026/part-0" generation=1 decision=mapping role=arn:aws:iam::123456789012:role/analysts access_key_id={key}"#
+    );
+    assert!(log.contains(&granted), "no audit line `{granted}` in:\n{log}");
     let secret = first["Credentials"]["SecretAccessKey"].as_str().unwrap();
     for hidden in [TOKEN, secret, BASE_SECRET_ACCESS_KEY] {
         assert!(!log.contains(hidden), "the log shows a secret:\n{log}");
@@ -540,6 +545,7 @@ async fn credentials_fail_closed_when_sts_is_unreachable() {
     let message = reply.json()["error"]["message"].as_str().unwrap().to_owned();
     assert!(message.contains("mapping 0 decided role `arn:aws:iam::123456789012:role/analysts`"), "{message}");
     assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(served.log().contains(r#"refused: caller=tcp user="alice" path="s3://lake/raw/2026/part-0" generation=1"#));
     // A fallback needs no STS: the base credentials serve it.
     let fallback = client.post("/v1/credentials", r#"{"user": "bob", "path": "s3://other/x"}"#).await;
     assert_eq!(fallback.status, 200, "{}", fallback.body);

@@ -167,7 +167,7 @@ async fn dispatch<S: CredentialSource>(
                     let explanation = generation.resolver().explain(&request);
                     Ok(answer(&generation, &principal, &explanation))
                 }
-                _ => credentials(app, &generation, &principal, path.as_ref()).await,
+                _ => credentials(app, caller, &generation, &principal, path.as_ref()).await,
             }
         }
     }
@@ -275,14 +275,35 @@ fn answer<T: Serialize>(generation: &Generation, principal: &Principal, answer: 
     json_response(StatusCode::OK, &Answered { generation: generation.number(), principal, answer })
 }
 
+/// Resolves and fetches the credentials; every grant and refusal goes to the audit log (target
+/// `emrfs_rolemap::audit`) with the caller, the principal, the decision and the access key ID — never a
+/// secret.
 async fn credentials<S: CredentialSource>(
     app: &App<S>,
+    caller: Caller,
     generation: &Generation,
     principal: &Principal,
     path: Option<&S3Path<'_>>,
 ) -> Result<Response<Body>, ApiError> {
     let prepared = generation.resolver().prepare(principal.user.as_deref(), &principal.groups);
-    let access = app.broker.access(&prepared, principal.user.as_deref(), path).await.map_err(credential_error)?;
+    let user = principal.user.as_deref().unwrap_or("");
+    let location = path.map(|p| format!("s3://{}/{}", p.bucket(), p.key())).unwrap_or_default();
+    let access = match app.broker.access(&prepared, principal.user.as_deref(), path).await {
+        Ok(access) => access,
+        Err(error) => {
+            tracing::warn!(target: "emrfs_rolemap::audit", "refused: caller={caller} user={user:?} path={location:?} generation={}: {error}", generation.number());
+            return Err(credential_error(error));
+        }
+    };
+    tracing::info!(
+        target: "emrfs_rolemap::audit",
+        "granted: caller={caller} user={user:?} groups_from={} path={location:?} generation={} decision={} role={} access_key_id={}",
+        principal.groups_from,
+        generation.number(),
+        access.resolution.decision().as_str(),
+        access.resolution.role().map_or("instance-profile", |r| r.as_str()),
+        access.credentials.access_key_id(),
+    );
     let body = json!({
         "generation": generation.number(),
         "principal": principal,

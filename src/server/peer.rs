@@ -25,6 +25,16 @@ pub enum Caller {
     },
 }
 
+impl std::fmt::Display for Caller {
+    /// `tcp` or `uid N`, for logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Caller::Tcp => f.write_str("tcp"),
+            Caller::Unix { uid } => write!(f, "uid {uid}"),
+        }
+    }
+}
+
 /// The shared secret TCP callers present as `Authorization: Bearer <token>`. Compared in constant time;
 /// never printed.
 #[derive(Debug, Clone)]
@@ -80,12 +90,18 @@ impl BearerToken {
         BearerToken::new(&token).map_err(|reason| TokenError::Unusable { path: path.display().to_string(), reason })
     }
 
-    /// Whether an `Authorization` header value carries this token. The comparison takes the same time
-    /// whatever the first differing byte (a length difference is not hidden).
+    /// Whether an `Authorization` header value carries this token. The comparison runs over the whole
+    /// token whatever is presented, so its time says nothing about the token: neither the first differing
+    /// byte nor the token's length.
     pub fn accepts(&self, authorization: Option<&[u8]>) -> bool {
         let Some(value) = authorization else { return false };
         let Some(presented) = strip_bearer(value) else { return false };
-        bool::from(presented.ct_eq(self.0.expose().as_bytes()))
+        let expected = self.0.expose().as_bytes();
+        let mut equal = (presented.len() as u64).ct_eq(&(expected.len() as u64));
+        for (i, byte) in expected.iter().enumerate() {
+            equal &= presented.get(i).copied().unwrap_or(0).ct_eq(byte);
+        }
+        bool::from(equal)
     }
 }
 

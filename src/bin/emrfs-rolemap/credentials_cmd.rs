@@ -8,11 +8,12 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use aws_sdk_sts::primitives::{DateTime, DateTimeFormat};
 use clap::Args;
 use emrfs_rolemap::Resolver;
 use emrfs_rolemap::credentials::sts::{BaseCredentials, StsSource, StsSourceConfig};
-use emrfs_rolemap::credentials::{AssumeRoleSettings, Broker, CacheConfig, CredentialCache, SessionNameTemplate};
+use emrfs_rolemap::credentials::{
+    AssumeRoleSettings, Broker, CacheConfig, CredentialCache, SessionNameTemplate, format_rfc3339,
+};
 
 use super::{RequestArgs, Unusable};
 
@@ -85,11 +86,7 @@ pub fn run(resolver: &Resolver, request: &RequestArgs, args: &StsArgs) -> Result
         access_key_id: credentials.access_key_id(),
         secret_access_key: credentials.secret_access_key().expose(),
         session_token: credentials.session_token().map(|t| t.expose()),
-        expiration: match credentials.expiration() {
-            // Whole seconds, UTC: `2030-01-01T00:00:00Z`.
-            Some(at) => Some(DateTime::from_secs(DateTime::from(at).secs()).fmt(DateTimeFormat::DateTime)?),
-            None => None,
-        },
+        expiration: credentials.expiration().map(format_rfc3339),
     };
     let mut out = io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, &output)?;
