@@ -553,3 +553,50 @@ async fn credentials_fail_closed_when_sts_is_unreachable() {
     assert_eq!(metric(&metrics, r#"emrfs_rolemap_requests_total{endpoint="/v1/credentials",status="502"}"#), 1.0);
     assert!(metric(&metrics, r#"emrfs_rolemap_sts_errors_total{kind="connection"}"#) >= 1.0, "{metrics}");
 }
+
+/// `examples/server-client/client.py` with the standard library's HTTP client, over both sockets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_example_client_talks_to_both_sockets() {
+    let moto = Moto::start();
+    let served = Served::start(CONFIG, &moto.endpoint(), &[]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/server-client/client.py");
+    let python = |args: &[&str]| {
+        let output = Command::new("python3").arg(script).args(args).output().unwrap_or_else(|e| {
+            panic!("this test runs the Python example client and needs python3 (apt-get install python3): {e}")
+        });
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        (output.status.code(), stdout, String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let socket = served.socket.as_ref().unwrap().to_str().unwrap().to_owned();
+    let (code, stdout, stderr) = python(&["--socket", &socket, "--user", "bob", "--path", "s3://lake/raw/x"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let answer: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(answer["role"], "arn:aws:iam::123456789012:role/lake-reader");
+
+    let tcp = served.tcp.unwrap().to_string();
+    let token = served.dir.path().join("token");
+    let token = token.to_str().unwrap();
+    let (code, stdout, stderr) = python(&[
+        "--tcp",
+        &tcp,
+        "--token-file",
+        token,
+        "--endpoint",
+        "credentials",
+        "--user",
+        "alice",
+        "--path",
+        "s3://lake/raw/x",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let answer: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(answer["Credentials"]["AccessKeyId"].as_str().unwrap().starts_with("ASIA"));
+    assert_eq!(answer["Credentials"]["SecretAccessKey"], "<redacted>");
+    assert_eq!(answer["resolution"]["role"], "arn:aws:iam::123456789012:role/analysts");
+
+    let wrong = served.dir.path().join("wrong-token");
+    std::fs::write(&wrong, "not-the-token-of-this-server\n").unwrap();
+    let (code, _, stderr) = python(&["--tcp", &tcp, "--token-file", wrong.to_str().unwrap(), "--user", "alice"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.starts_with("error 401 wrong-token"), "{stderr}");
+}
