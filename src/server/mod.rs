@@ -318,6 +318,7 @@ pub async fn run_until_signalled<S: CredentialSource>(
             let on_change = tokio::select! {
                 Some(()) = hangup.recv() => false,
                 _ = ticker.tick(), if watch_interval.is_some() => true,
+                else => return,
             };
             reload(&store, on_change).await;
         }
