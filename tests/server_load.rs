@@ -6,7 +6,7 @@
 //!
 //! Prints requests per second and latency percentiles, beside the in-process resolve time of the same
 //! requests measured in the same run. For the figures in BENCHMARKS.md run it in release mode:
-//! `cargo test --release --test server_load -- --nocapture`. `EMRFS_LOAD_REQUESTS` changes the count.
+//! `cargo test --release --test server_load -- --nocapture`. `EMRFS_LOAD_REQUESTS` and `EMRFS_LOAD_CLIENTS` change the counts.
 
 mod support;
 
@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use emrfs_rolemap::{RequestSpec, ResolverBuilder, SecurityConfiguration};
 use support::server::Served;
 
+/// Clients by default; `EMRFS_LOAD_CLIENTS` changes it.
 const CLIENTS: usize = 64;
 const MAPPINGS: usize = 1_000;
 const ROLE_A: &str = "arn:aws:iam::123456789012:role/generation-a";
@@ -42,14 +43,17 @@ struct Tally {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_with_a_reload_midway_fails_nothing_and_mixes_no_generations() {
-    let total: usize = std::env::var("EMRFS_LOAD_REQUESTS").ok().and_then(|n| n.parse().ok()).unwrap_or(100_000);
+    let from_env =
+        |name: &str, default: usize| std::env::var(name).ok().and_then(|n| n.parse().ok()).unwrap_or(default);
+    let total = from_env("EMRFS_LOAD_REQUESTS", 100_000);
+    let client_count = from_env("EMRFS_LOAD_CLIENTS", CLIENTS).max(1);
     let served = Arc::new(Served::start(&config(ROLE_A), "http://127.0.0.1:9", &["--watch-interval", "0.05"]));
     let next = Arc::new(AtomicUsize::new(0));
     let reloaded = Arc::new(AtomicBool::new(false));
 
     let started = Instant::now();
     let mut clients = Vec::new();
-    for c in 0..CLIENTS {
+    for c in 0..client_count {
         let (served, next) = (served.clone(), next.clone());
         clients.push(tokio::spawn(async move {
             let client = if c % 2 == 0 { served.tcp_client(true) } else { served.unix_client() };
@@ -138,12 +142,12 @@ async fn load_with_a_reload_midway_fails_nothing_and_mixes_no_generations() {
     let percentile = |p: f64| all.latencies_ns[((all.latencies_ns.len() - 1) as f64 * p) as usize] as f64 / 1e3;
     let rps = total as f64 / elapsed.as_secs_f64();
     eprintln!(
-        "server load: {total} requests, {CLIENTS} clients ({} TCP, {} Unix socket), {MAPPINGS} mappings, reload midway\n\
+        "server load: {total} requests, {client_count} clients ({} TCP, {} Unix socket), {MAPPINGS} mappings, reload midway\n\
          generation 1: {} answers, generation 2: {} answers, 0 failed\n\
          {rps:.0} requests/s in {:.2} s; latency p50 {:.0} µs, p99 {:.0} µs, p99.9 {:.0} µs, max {:.0} µs\n\
          in-process resolve of the same requests (path parsing included): {in_process_ns:.0} ns, {:.0}x less than the HTTP p50",
-        CLIENTS / 2,
-        CLIENTS / 2,
+        client_count.div_ceil(2),
+        client_count / 2,
         all.by_generation[1],
         all.by_generation[2],
         elapsed.as_secs_f64(),
