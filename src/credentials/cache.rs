@@ -15,6 +15,8 @@
 //!   `AccessDenied` is remembered for `access_denied_ttl` so a broken mapping does not flood STS.
 //! - **Bounded**: at most `max_entries`, least-recently-used evicted first (exactly within a shard).
 //! - **Observable**: [`CacheStats`] counters; an injectable [`Clock`] so tests never sleep.
+//! - **Time** is read once per lookup, in whole milliseconds ([`Clock::now_millis`]); by default from a
+//!   [`CoarseClock`], so that a hit reads an atomic instead of calling the system clock.
 //!
 //! Background work needs a tokio runtime; without one, fetches run inline and refresh-ahead is skipped.
 
@@ -23,13 +25,13 @@ use std::hash::{Hash, Hasher};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use futures_util::future::{Either, FutureExt, Shared};
 use hashbrown::HashTable;
 
-use super::clock::{Clock, SystemClock};
+use super::clock::{Clock, CoarseClock, duration_millis, millis};
 use super::{AssumeRoleRequest, CredentialRequest, CredentialSource, Credentials, ErrorKind, SessionName, SourceError};
 use crate::config::RoleArn;
 use crate::synth::SplitMix64;
@@ -131,7 +133,7 @@ struct Entry {
     key: OwnedKey,
     hash: u64,
     state: ArcSwap<State>,
-    /// Milliseconds since the epoch of the last lookup, for eviction.
+    /// The time of the last lookup, for eviction.
     last_used: AtomicU64,
     /// The source call in progress, if any.
     flight: Mutex<Option<Flight>>,
@@ -139,10 +141,11 @@ struct Entry {
     refresh_failures: AtomicU32,
 }
 
+/// Times are [`Clock::now_millis`] values: milliseconds since the epoch.
 enum State {
     Empty,
-    Ready { credentials: Arc<Credentials>, refresh_at: SystemTime, usable_until: SystemTime },
-    Denied { error: SourceError, until: SystemTime },
+    Ready { credentials: Arc<Credentials>, refresh_at: u64, usable_until: u64 },
+    Denied { error: SourceError, until: u64 },
 }
 
 /// The owned form of a [`CredentialRequest`], stored in entries.
@@ -197,15 +200,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn millis(time: SystemTime) -> u64 {
-    // Seconds and milliseconds apart: `as_millis` would divide a `u128` on every hit.
-    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs().saturating_mul(1000) + u64::from(d.subsec_millis()))
-}
-
 impl<S: CredentialSource> CredentialCache<S> {
-    /// A cache over `source` with the system clock.
+    /// A cache over `source` with the system clock, read through a [`CoarseClock`].
     pub fn new(source: S, config: CacheConfig) -> Self {
-        Self::with_clock(source, config, Arc::new(SystemClock))
+        Self::with_clock(source, config, Arc::new(CoarseClock::new()))
     }
 
     /// A cache over `source` reading time from `clock`.
@@ -213,7 +211,7 @@ impl<S: CredentialSource> CredentialCache<S> {
         let max_entries = config.max_entries.max(1);
         let shards = (max_entries / 256).clamp(1, 16).next_power_of_two().min(16);
         let shards = if max_entries / shards == 0 { 1 } else { shards };
-        let seed = config.jitter_seed.unwrap_or_else(|| millis(clock.now()));
+        let seed = config.jitter_seed.unwrap_or_else(|| clock.now_millis());
         let inner = Inner {
             source,
             per_shard: max_entries / shards,
@@ -236,7 +234,7 @@ impl<S: CredentialSource> CredentialCache<S> {
     /// a miss builds (and boxes) the future that waits for the source.
     pub fn get(&self, request: &CredentialRequest<'_>) -> impl Future<Output = FetchResult> {
         let inner = &self.inner;
-        let now = inner.clock.now();
+        let now = inner.clock.now_millis();
         let hash = hash_of(request);
         let shard = &inner.shards[(hash as usize) & (inner.shards.len() - 1)];
         let found = {
@@ -306,8 +304,7 @@ impl<S> CredentialCache<S> {
 }
 
 impl Entry {
-    fn touch(&self, now: SystemTime) {
-        let now = millis(now);
+    fn touch(&self, now: u64) {
         if self.last_used.load(Ordering::Relaxed) != now {
             self.last_used.store(now, Ordering::Relaxed);
         }
@@ -317,7 +314,7 @@ impl Entry {
 impl<S: CredentialSource> Inner<S> {
     /// The answer an entry gives without calling the source, if it has one; starts a background refresh
     /// when the credentials are in their refresh window.
-    fn answer_from(self: &Arc<Self>, entry: &Arc<Entry>, now: SystemTime) -> Option<FetchResult> {
+    fn answer_from(self: &Arc<Self>, entry: &Arc<Entry>, now: u64) -> Option<FetchResult> {
         match &**entry.state.load() {
             State::Ready { credentials, refresh_at, usable_until } if now < *usable_until => {
                 if now >= *refresh_at
@@ -334,7 +331,7 @@ impl<S: CredentialSource> Inner<S> {
     }
 
     /// Finds or creates the entry for `request`, evicting the least recently used one when full.
-    fn insert(&self, shard: &Shard, hash: u64, request: &CredentialRequest<'_>, now: SystemTime) -> Arc<Entry> {
+    fn insert(&self, shard: &Shard, hash: u64, request: &CredentialRequest<'_>, now: u64) -> Arc<Entry> {
         let _writer = lock(&shard.write);
         let current = shard.table.load();
         if let Some(entry) = current.find(hash, |e| e.key.request() == *request) {
@@ -355,7 +352,7 @@ impl<S: CredentialSource> Inner<S> {
             key: OwnedKey::of(request),
             hash,
             state: ArcSwap::from_pointee(State::Empty),
-            last_used: AtomicU64::new(millis(now)),
+            last_used: AtomicU64::new(now),
             flight: Mutex::new(None),
             refresh_failures: AtomicU32::new(0),
         });
@@ -366,7 +363,7 @@ impl<S: CredentialSource> Inner<S> {
 
     /// Waits for the entry's source call, starting it unless one is in progress or the entry has
     /// become usable meanwhile.
-    async fn load(self: &Arc<Self>, entry: &Arc<Entry>, now: SystemTime) -> FetchResult {
+    async fn load(self: &Arc<Self>, entry: &Arc<Entry>, now: u64) -> FetchResult {
         match self.join_flight(entry, false) {
             Some(flight) => flight.await,
             None => self.answer_from(entry, now).unwrap_or_else(|| {
@@ -404,7 +401,7 @@ impl<S: CredentialSource> Inner<S> {
 
     /// Whether the entry can answer right now (checked under the flight lock to close a race).
     fn answer_from_state(&self, entry: &Entry) -> bool {
-        let now = self.clock.now();
+        let now = self.clock.now_millis();
         match &**entry.state.load() {
             State::Ready { usable_until, .. } => now < *usable_until,
             State::Denied { until, .. } => now < *until,
@@ -416,7 +413,7 @@ impl<S: CredentialSource> Inner<S> {
     async fn fetch(self: Arc<Self>, entry: Arc<Entry>) -> FetchResult {
         self.counters.source_calls.fetch_add(1, Ordering::Relaxed);
         let result = self.source.fetch(&entry.key.request()).await;
-        let now = self.clock.now();
+        let now = self.clock.now_millis();
         let outcome = match result {
             Ok(credentials) => {
                 let credentials = Arc::new(credentials);
@@ -439,7 +436,7 @@ impl<S: CredentialSource> Inner<S> {
                             .min(self.config.retry_backoff_max);
                         entry.state.store(Arc::new(State::Ready {
                             credentials: Arc::clone(credentials),
-                            refresh_at: now + backoff,
+                            refresh_at: now.saturating_add(duration_millis(backoff)),
                             usable_until: *usable_until,
                         }));
                         self.counters.stale_served.fetch_add(1, Ordering::Relaxed);
@@ -447,7 +444,7 @@ impl<S: CredentialSource> Inner<S> {
                     }
                     _ => {
                         if error.kind == ErrorKind::AccessDenied {
-                            let until = now + self.config.access_denied_ttl;
+                            let until = now.saturating_add(duration_millis(self.config.access_denied_ttl));
                             entry.state.store(Arc::new(State::Denied { error: error.clone(), until }));
                         }
                         Err(error)
@@ -460,16 +457,15 @@ impl<S: CredentialSource> Inner<S> {
     }
 
     /// The state for freshly fetched credentials: refresh at expiry minus the window minus a jitter.
-    fn ready(&self, credentials: Arc<Credentials>, now: SystemTime) -> State {
-        let far = now + Duration::from_secs(100 * 365 * 24 * 3600);
-        let Some(expiration) = credentials.expiration() else {
-            return State::Ready { credentials, refresh_at: far, usable_until: far };
+    fn ready(&self, credentials: Arc<Credentials>, now: u64) -> State {
+        let Some(expiration) = credentials.expiration().map(millis) else {
+            return State::Ready { credentials, refresh_at: u64::MAX, usable_until: u64::MAX };
         };
         let window = self.config.refresh_before_expiry;
         let share = (lock(&self.rng).next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         let jitter = window.mul_f64((self.config.refresh_jitter * share).clamp(0.0, 1.0));
-        let refresh_at = expiration.checked_sub(window + jitter).unwrap_or(now);
-        let usable_until = expiration.checked_sub(self.config.stale_min_remaining).unwrap_or(now);
+        let refresh_at = expiration.checked_sub(duration_millis(window.saturating_add(jitter))).unwrap_or(now);
+        let usable_until = expiration.checked_sub(duration_millis(self.config.stale_min_remaining)).unwrap_or(now);
         State::Ready { credentials, refresh_at, usable_until }
     }
 }
