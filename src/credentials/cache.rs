@@ -3,7 +3,9 @@
 //! - **Keyed by the whole request** (role, session name, duration, external ID, source identity; or the
 //!   base credentials). A lookup borrows the request: a hit allocates nothing and takes no lock. Each
 //!   shard's table sits behind an `ArcSwap` (readers load it without writing shared memory) and is
-//!   copied on write; misses are rare and pay an STS call anyway.
+//!   copied on write; misses are rare and pay an STS call anyway. The table holds each entry's state
+//!   (its credentials or remembered error, and their times) beside the entry, so a hit reads everything
+//!   from that one load; a fill or refresh copies the shard's table once more.
 //! - **Refresh ahead**: from `refresh_before_expiry` (plus a random jitter of up to `refresh_jitter` of
 //!   that window, fixed per fill) before expiry, the first caller starts one background refresh while
 //!   every caller keeps getting the still-valid credentials.
@@ -121,9 +123,16 @@ struct Inner<S> {
 }
 
 struct Shard {
-    table: ArcSwap<HashTable<Arc<Entry>>>,
-    /// Serialises writers (insertions and evictions); readers never take it.
+    table: ArcSwap<HashTable<Slot>>,
+    /// Serialises writers (insertions, evictions and state changes); readers never take it.
     write: Mutex<()>,
+}
+
+/// An entry as one snapshot of its shard's table has it.
+#[derive(Clone)]
+struct Slot {
+    entry: Arc<Entry>,
+    state: State,
 }
 
 type FetchResult = Result<Arc<Credentials>, SourceError>;
@@ -132,7 +141,6 @@ type Flight = Shared<Pin<Box<dyn Future<Output = FetchResult> + Send>>>;
 struct Entry {
     key: OwnedKey,
     hash: u64,
-    state: ArcSwap<State>,
     /// The time of the last lookup, for eviction.
     last_used: AtomicU64,
     /// The source call in progress, if any.
@@ -141,11 +149,23 @@ struct Entry {
     refresh_failures: AtomicU32,
 }
 
-/// Times are [`Clock::now_millis`] values: milliseconds since the epoch.
+/// What an entry answers. Times are [`Clock::now_millis`] values: milliseconds since the epoch.
+#[derive(Clone)]
 enum State {
     Empty,
     Ready { credentials: Arc<Credentials>, refresh_at: u64, usable_until: u64 },
-    Denied { error: SourceError, until: u64 },
+    Denied { error: Arc<SourceError>, until: u64 },
+}
+
+impl State {
+    /// Whether the state answers at `now` without calling the source.
+    fn usable(&self, now: u64) -> bool {
+        match self {
+            State::Ready { usable_until, .. } => now < *usable_until,
+            State::Denied { until, .. } => now < *until,
+            State::Empty => false,
+        }
+    }
 }
 
 /// The owned form of a [`CredentialRequest`], stored in entries.
@@ -236,13 +256,13 @@ impl<S: CredentialSource> CredentialCache<S> {
         let inner = &self.inner;
         let now = inner.clock.now_millis();
         let hash = hash_of(request);
-        let shard = &inner.shards[(hash as usize) & (inner.shards.len() - 1)];
+        let shard = inner.shard(hash);
         let found = {
             let table = shard.table.load();
-            match table.find(hash, |e| e.key.request() == *request) {
-                Some(entry) => {
+            match table.find(hash, |s| s.entry.key.request() == *request) {
+                Some(Slot { entry, state }) => {
                     entry.touch(now);
-                    if let Some(answer) = inner.answer_from(entry, now) {
+                    if let Some(answer) = inner.answer_from(entry, state, now) {
                         inner.counters.hits.add(1);
                         return Either::Left(std::future::ready(answer));
                     }
@@ -311,21 +331,45 @@ impl Entry {
     }
 }
 
+impl<S> Inner<S> {
+    fn shard(&self, hash: u64) -> &Shard {
+        &self.shards[(hash as usize) & (self.shards.len() - 1)]
+    }
+
+    /// The state of `entry` in its shard's current table; `Empty` once it has been evicted.
+    fn state_of(&self, entry: &Arc<Entry>) -> State {
+        let table = self.shard(entry.hash).table.load();
+        table.find(entry.hash, |s| Arc::ptr_eq(&s.entry, entry)).map_or(State::Empty, |s| s.state.clone())
+    }
+
+    /// Replaces the state of `entry` by copying its shard's table; nothing to do once it has been evicted.
+    fn set_state(&self, entry: &Arc<Entry>, state: State) {
+        let shard = self.shard(entry.hash);
+        let _writer = lock(&shard.write);
+        let current = shard.table.load();
+        if current.find(entry.hash, |s| Arc::ptr_eq(&s.entry, entry)).is_none() {
+            return;
+        }
+        let mut table = HashTable::clone(&current);
+        if let Some(slot) = table.find_mut(entry.hash, |s| Arc::ptr_eq(&s.entry, entry)) {
+            slot.state = state;
+        }
+        shard.table.store(Arc::new(table));
+    }
+}
+
 impl<S: CredentialSource> Inner<S> {
-    /// The answer an entry gives without calling the source, if it has one; starts a background refresh
-    /// when the credentials are in their refresh window.
-    fn answer_from(self: &Arc<Self>, entry: &Arc<Entry>, now: u64) -> Option<FetchResult> {
-        match &**entry.state.load() {
+    /// The answer `entry` in `state` gives without calling the source, if it has one; starts a
+    /// background refresh when the credentials are in their refresh window.
+    fn answer_from(self: &Arc<Self>, entry: &Arc<Entry>, state: &State, now: u64) -> Option<FetchResult> {
+        match state {
             State::Ready { credentials, refresh_at, usable_until } if now < *usable_until => {
-                if now >= *refresh_at
-                    && tokio::runtime::Handle::try_current().is_ok()
-                    && self.join_flight(entry, true).is_some()
-                {
+                if now >= *refresh_at && tokio::runtime::Handle::try_current().is_ok() && self.start_refresh(entry) {
                     self.counters.refreshes.fetch_add(1, Ordering::Relaxed);
                 }
                 Some(Ok(Arc::clone(credentials)))
             }
-            State::Denied { error, until } if now < *until => Some(Err(error.clone())),
+            State::Denied { error, until } if now < *until => Some(Err(SourceError::clone(error))),
             _ => None,
         }
     }
@@ -334,15 +378,14 @@ impl<S: CredentialSource> Inner<S> {
     fn insert(&self, shard: &Shard, hash: u64, request: &CredentialRequest<'_>, now: u64) -> Arc<Entry> {
         let _writer = lock(&shard.write);
         let current = shard.table.load();
-        if let Some(entry) = current.find(hash, |e| e.key.request() == *request) {
-            return Arc::clone(entry);
+        if let Some(slot) = current.find(hash, |s| s.entry.key.request() == *request) {
+            return Arc::clone(&slot.entry);
         }
         let mut table = HashTable::clone(&current);
         if table.len() >= self.per_shard {
-            let oldest =
-                table.iter().min_by_key(|e| e.last_used.load(Ordering::Relaxed)).map(|e| (e.hash, Arc::clone(e)));
-            if let Some((old_hash, old)) = oldest
-                && let Ok(slot) = table.find_entry(old_hash, |e| Arc::ptr_eq(e, &old))
+            let oldest = table.iter().map(|s| &s.entry).min_by_key(|e| e.last_used.load(Ordering::Relaxed)).cloned();
+            if let Some(old) = oldest
+                && let Ok(slot) = table.find_entry(old.hash, |s| Arc::ptr_eq(&s.entry, &old))
             {
                 slot.remove();
                 self.counters.evictions.fetch_add(1, Ordering::Relaxed);
@@ -351,12 +394,11 @@ impl<S: CredentialSource> Inner<S> {
         let entry = Arc::new(Entry {
             key: OwnedKey::of(request),
             hash,
-            state: ArcSwap::from_pointee(State::Empty),
             last_used: AtomicU64::new(now),
             flight: Mutex::new(None),
             refresh_failures: AtomicU32::new(0),
         });
-        table.insert_unique(hash, Arc::clone(&entry), |e| e.hash);
+        table.insert_unique(hash, Slot { entry: Arc::clone(&entry), state: State::Empty }, |s| s.entry.hash);
         shard.table.store(Arc::new(table));
         entry
     }
@@ -364,24 +406,42 @@ impl<S: CredentialSource> Inner<S> {
     /// Waits for the entry's source call, starting it unless one is in progress or the entry has
     /// become usable meanwhile.
     async fn load(self: &Arc<Self>, entry: &Arc<Entry>, now: u64) -> FetchResult {
-        match self.join_flight(entry, false) {
-            Some(flight) => flight.await,
-            None => self.answer_from(entry, now).unwrap_or_else(|| {
+        let usable = {
+            let mut flight = lock(&entry.flight);
+            if let Some(flight) = &*flight {
+                Either::Left(flight.clone())
+            } else {
+                // Under the flight lock, which a fetch takes to finish after storing its state: the state
+                // of every finished fetch is seen here.
+                let state = self.state_of(entry);
+                if state.usable(self.clock.now_millis()) {
+                    Either::Right(state)
+                } else {
+                    Either::Left(self.start_flight(entry, &mut flight))
+                }
+            }
+        };
+        match usable {
+            Either::Left(flight) => flight.await,
+            Either::Right(state) => self.answer_from(entry, &state, now).unwrap_or_else(|| {
                 Err(SourceError::new(ErrorKind::Other, "the credential cache entry changed while loading; retry"))
             }),
         }
     }
 
-    /// The flight of `entry`: the one in progress, or a new one. Returns `None` instead of starting one
-    /// when the entry is usable (`for_refresh` false) or a flight is already running (`for_refresh` true).
-    fn join_flight(self: &Arc<Self>, entry: &Arc<Entry>, for_refresh: bool) -> Option<Flight> {
-        let mut slot = lock(&entry.flight);
-        if let Some(flight) = &*slot {
-            return (!for_refresh).then(|| flight.clone());
+    /// Starts a background refresh of `entry` unless a source call for it is in progress; whether it did.
+    fn start_refresh(self: &Arc<Self>, entry: &Arc<Entry>) -> bool {
+        let mut flight = lock(&entry.flight);
+        let idle = flight.is_none();
+        if idle {
+            // Spawned on the runtime, so it runs without being awaited; callers that need it join it.
+            drop(self.start_flight(entry, &mut flight));
         }
-        if !for_refresh && self.answer_from_state(entry) {
-            return None;
-        }
+        idle
+    }
+
+    /// Starts the source call for `entry` and records it in `slot` (the entry's flight, locked).
+    fn start_flight(self: &Arc<Self>, entry: &Arc<Entry>, slot: &mut Option<Flight>) -> Flight {
         let work = Arc::clone(self).fetch(Arc::clone(entry));
         let flight: Pin<Box<dyn Future<Output = FetchResult> + Send>> = match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
@@ -396,17 +456,7 @@ impl<S: CredentialSource> Inner<S> {
         };
         let flight = flight.shared();
         *slot = Some(flight.clone());
-        Some(flight)
-    }
-
-    /// Whether the entry can answer right now (checked under the flight lock to close a race).
-    fn answer_from_state(&self, entry: &Entry) -> bool {
-        let now = self.clock.now_millis();
-        match &**entry.state.load() {
-            State::Ready { usable_until, .. } => now < *usable_until,
-            State::Denied { until, .. } => now < *until,
-            State::Empty => false,
-        }
+        flight
     }
 
     /// One source call for `entry`; stores its outcome and clears the flight.
@@ -418,34 +468,33 @@ impl<S: CredentialSource> Inner<S> {
             Ok(credentials) => {
                 let credentials = Arc::new(credentials);
                 entry.refresh_failures.store(0, Ordering::Relaxed);
-                entry.state.store(Arc::new(self.ready(Arc::clone(&credentials), now)));
+                self.set_state(&entry, self.ready(Arc::clone(&credentials), now));
                 Ok(credentials)
             }
             Err(error) => {
                 if let Some(counter) = ErrorKind::ALL.iter().position(|k| *k == error.kind) {
                     self.counters.errors[counter].fetch_add(1, Ordering::Relaxed);
                 }
-                let previous = entry.state.load_full();
-                match &*previous {
-                    State::Ready { credentials, usable_until, .. } if now < *usable_until => {
+                match self.state_of(&entry) {
+                    State::Ready { credentials, usable_until, .. } if now < usable_until => {
                         let failures = entry.refresh_failures.fetch_add(1, Ordering::Relaxed).min(30);
                         let backoff = self
                             .config
                             .retry_backoff_initial
                             .saturating_mul(1 << failures)
                             .min(self.config.retry_backoff_max);
-                        entry.state.store(Arc::new(State::Ready {
-                            credentials: Arc::clone(credentials),
-                            refresh_at: now.saturating_add(duration_millis(backoff)),
-                            usable_until: *usable_until,
-                        }));
+                        let refresh_at = now.saturating_add(duration_millis(backoff));
+                        self.set_state(
+                            &entry,
+                            State::Ready { credentials: Arc::clone(&credentials), refresh_at, usable_until },
+                        );
                         self.counters.stale_served.fetch_add(1, Ordering::Relaxed);
-                        Ok(Arc::clone(credentials))
+                        Ok(credentials)
                     }
                     _ => {
                         if error.kind == ErrorKind::AccessDenied {
                             let until = now.saturating_add(duration_millis(self.config.access_denied_ttl));
-                            entry.state.store(Arc::new(State::Denied { error: error.clone(), until }));
+                            self.set_state(&entry, State::Denied { error: Arc::new(error.clone()), until });
                         }
                         Err(error)
                     }
