@@ -264,14 +264,14 @@ impl<S: CredentialSource> CredentialCache<S> {
                     entry.touch(now);
                     if let Some(answer) = inner.answer_from(entry, state, now) {
                         inner.counters.hits.add(1);
-                        return Either::Left(std::future::ready(answer));
+                        return Lookup::Hit(Some(answer));
                     }
                     Some(Arc::clone(entry))
                 }
                 None => None,
             }
         };
-        Either::Right(Box::pin(async move {
+        Lookup::Miss(Box::pin(async move {
             let entry = match found {
                 Some(entry) => entry,
                 None => inner.insert(shard, hash, request, now),
@@ -308,6 +308,26 @@ impl<S: CredentialSource> CredentialCache<S> {
     /// The credential source.
     pub fn source(&self) -> &S {
         &self.inner.source
+    }
+}
+
+/// The future of [`CredentialCache::get`]: the answer itself on a hit, the boxed wait on a miss.
+enum Lookup<F> {
+    Hit(Option<FetchResult>),
+    Miss(Pin<Box<F>>),
+}
+
+impl<F: Future<Output = FetchResult>> Future for Lookup<F> {
+    type Output = FetchResult;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<FetchResult> {
+        match self.get_mut() {
+            Lookup::Hit(answer) => std::task::Poll::Ready(answer.take().unwrap_or_else(|| {
+                Err(SourceError::new(ErrorKind::Other, "the credential lookup was polled after it completed"))
+            })),
+            Lookup::Miss(wait) => wait.as_mut().poll(cx),
+        }
     }
 }
 
