@@ -25,7 +25,7 @@
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -556,23 +556,91 @@ struct Counters {
 #[derive(Default)]
 struct Padded(AtomicU64);
 
-/// A counter split into cache-line-sized stripes, one chosen per thread.
-#[derive(Default)]
-struct Striped([Padded; 8]);
+/// A counter split into cache-line-sized stripes, so that threads do not contend on one line. A thread
+/// that holds a [`StripeClaim`] is the only writer of its stripe and adds with a plain load and store
+/// (no locked instruction); any other thread adds atomically to the shared stripe.
+struct Striped {
+    claimed: [Padded; STRIPES],
+    shared: Padded,
+}
+
+/// How many threads at a time can own a stripe (process-wide, for every cache).
+const STRIPES: usize = 64;
+
+/// Which stripe indexes live threads own.
+static CLAIMS: [AtomicBool; STRIPES] = [const { AtomicBool::new(false) }; STRIPES];
+
+/// A thread's stripe index, claimed on its first count and released when it exits; `None` when all
+/// were taken.
+struct StripeClaim(Option<usize>);
+
+impl StripeClaim {
+    fn new() -> Self {
+        // Acquire: see the counts of the thread that released the index before.
+        StripeClaim(
+            CLAIMS.iter().position(|c| c.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()),
+        )
+    }
+}
+
+impl Drop for StripeClaim {
+    fn drop(&mut self) {
+        if let Some(claim) = self.0.and_then(|i| CLAIMS.get(i)) {
+            claim.store(false, Ordering::Release);
+        }
+    }
+}
+
+impl Default for Striped {
+    fn default() -> Self {
+        Striped { claimed: std::array::from_fn(|_| Padded::default()), shared: Padded::default() }
+    }
+}
 
 impl Striped {
     fn add(&self, n: u64) {
         thread_local! {
-            static STRIPE: usize = {
-                static NEXT: AtomicU64 = AtomicU64::new(0);
-                (NEXT.fetch_add(1, Ordering::Relaxed) % 8) as usize
-            };
+            static STRIPE: StripeClaim = StripeClaim::new();
         }
-        let stripe = STRIPE.with(|s| *s);
-        self.0[stripe].0.fetch_add(n, Ordering::Relaxed);
+        match STRIPE.try_with(|claim| claim.0).ok().flatten().and_then(|i| self.claimed.get(i)) {
+            // Only this thread writes the stripe while it holds the claim.
+            Some(mine) => mine.0.store(mine.0.load(Ordering::Relaxed) + n, Ordering::Relaxed),
+            None => {
+                self.shared.0.fetch_add(n, Ordering::Relaxed);
+            }
+        }
     }
 
     fn sum(&self) -> u64 {
-        self.0.iter().map(|p| p.0.load(Ordering::Relaxed)).sum()
+        self.claimed.iter().chain([&self.shared]).map(|p| p.0.load(Ordering::Relaxed)).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_striped_count_is_exact_with_more_threads_than_stripes() {
+        let threads = STRIPES + 16;
+        let counter = Striped::default();
+        let all_alive = std::sync::Barrier::new(threads);
+        // Twice: the second round's threads claim the stripes the first round's released.
+        for round in 1..=2 {
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(|| {
+                        // Every thread counts while all are alive, so some find no stripe left to claim.
+                        counter.add(1);
+                        all_alive.wait();
+                        for _ in 1..1_000 {
+                            counter.add(1);
+                        }
+                    });
+                }
+            });
+            assert!(counter.shared.0.load(Ordering::Relaxed) > 0, "some threads counted on the shared stripe");
+            assert_eq!(counter.sum(), round * threads as u64 * 1_000);
+        }
     }
 }
