@@ -1,6 +1,7 @@
 //! Credential-cache hit latency and throughput at 1, 2, 8 and 32 threads, beside `moka` doing the same
-//! lookups and a `HashMap` behind a read lock (the least a shared cache must do). Run with
-//! `cargo bench --bench cache`.
+//! lookups, a `HashMap` behind a read lock (the least a shared cache must do), and the same `HashMap`
+//! read with no lock at all (no shared writes: what this harness and machine give at each thread count,
+//! the floor for the scaling from 2 to 32 threads). Run with `cargo bench --bench cache`.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -85,6 +86,7 @@ fn cache_hits(c: &mut Criterion) {
         locked.write().expect("lock").insert(key.clone(), Arc::clone(&credentials));
     }
 
+    let unlocked = locked.read().expect("lock").clone();
     let mut group = c.benchmark_group("cache_hit");
     group.measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
     for threads in THREADS {
@@ -101,6 +103,13 @@ fn cache_hits(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 run_threads(threads, iters, &|t, i| {
                     black_box(moka.get(&keys[index(t, i)]));
+                })
+            })
+        });
+        group.bench_function(BenchmarkId::new("hashmap_unlocked", threads), |b| {
+            b.iter_custom(|iters| {
+                run_threads(threads, iters, &|t, i| {
+                    black_box(unlocked.get(&keys[index(t, i)]).map(|c| c.expiration()));
                 })
             })
         });

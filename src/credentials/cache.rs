@@ -3,7 +3,9 @@
 //! - **Keyed by the whole request** (role, session name, duration, external ID, source identity; or the
 //!   base credentials). A lookup borrows the request: a hit allocates nothing and takes no lock. Each
 //!   shard's table sits behind an `ArcSwap` (readers load it without writing shared memory) and is
-//!   copied on write; misses are rare and pay an STS call anyway.
+//!   copied on write; misses are rare and pay an STS call anyway. The table holds each entry's state
+//!   (its credentials or remembered error, and their times) beside the entry, so a hit reads everything
+//!   from that one load; a fill or refresh copies the shard's table once more.
 //! - **Refresh ahead**: from `refresh_before_expiry` (plus a random jitter of up to `refresh_jitter` of
 //!   that window, fixed per fill) before expiry, the first caller starts one background refresh while
 //!   every caller keeps getting the still-valid credentials.
@@ -15,21 +17,23 @@
 //!   `AccessDenied` is remembered for `access_denied_ttl` so a broken mapping does not flood STS.
 //! - **Bounded**: at most `max_entries`, least-recently-used evicted first (exactly within a shard).
 //! - **Observable**: [`CacheStats`] counters; an injectable [`Clock`] so tests never sleep.
+//! - **Time** is read once per lookup, in whole milliseconds ([`Clock::now_millis`]); by default from a
+//!   [`CoarseClock`], so that a hit reads an atomic instead of calling the system clock.
 //!
 //! Background work needs a tokio runtime; without one, fetches run inline and refresh-ahead is skipped.
 
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use futures_util::future::{Either, FutureExt, Shared};
 use hashbrown::HashTable;
 
-use super::clock::{Clock, SystemClock};
+use super::clock::{Clock, CoarseClock, duration_millis, millis};
 use super::{AssumeRoleRequest, CredentialRequest, CredentialSource, Credentials, ErrorKind, SessionName, SourceError};
 use crate::config::RoleArn;
 use crate::synth::SplitMix64;
@@ -119,9 +123,16 @@ struct Inner<S> {
 }
 
 struct Shard {
-    table: ArcSwap<HashTable<Arc<Entry>>>,
-    /// Serialises writers (insertions and evictions); readers never take it.
+    table: ArcSwap<HashTable<Slot>>,
+    /// Serialises writers (insertions, evictions and state changes); readers never take it.
     write: Mutex<()>,
+}
+
+/// An entry as one snapshot of its shard's table has it.
+#[derive(Clone)]
+struct Slot {
+    entry: Arc<Entry>,
+    state: State,
 }
 
 type FetchResult = Result<Arc<Credentials>, SourceError>;
@@ -130,8 +141,7 @@ type Flight = Shared<Pin<Box<dyn Future<Output = FetchResult> + Send>>>;
 struct Entry {
     key: OwnedKey,
     hash: u64,
-    state: ArcSwap<State>,
-    /// Milliseconds since the epoch of the last lookup, for eviction.
+    /// The time of the last lookup, for eviction.
     last_used: AtomicU64,
     /// The source call in progress, if any.
     flight: Mutex<Option<Flight>>,
@@ -139,10 +149,23 @@ struct Entry {
     refresh_failures: AtomicU32,
 }
 
+/// What an entry answers. Times are [`Clock::now_millis`] values: milliseconds since the epoch.
+#[derive(Clone)]
 enum State {
     Empty,
-    Ready { credentials: Arc<Credentials>, refresh_at: SystemTime, usable_until: SystemTime },
-    Denied { error: SourceError, until: SystemTime },
+    Ready { credentials: Arc<Credentials>, refresh_at: u64, usable_until: u64 },
+    Denied { error: Arc<SourceError>, until: u64 },
+}
+
+impl State {
+    /// Whether the state answers at `now` without calling the source.
+    fn usable(&self, now: u64) -> bool {
+        match self {
+            State::Ready { usable_until, .. } => now < *usable_until,
+            State::Denied { until, .. } => now < *until,
+            State::Empty => false,
+        }
+    }
 }
 
 /// The owned form of a [`CredentialRequest`], stored in entries.
@@ -197,15 +220,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn millis(time: SystemTime) -> u64 {
-    // Seconds and milliseconds apart: `as_millis` would divide a `u128` on every hit.
-    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs().saturating_mul(1000) + u64::from(d.subsec_millis()))
-}
-
 impl<S: CredentialSource> CredentialCache<S> {
-    /// A cache over `source` with the system clock.
+    /// A cache over `source` with the system clock, read through a [`CoarseClock`].
     pub fn new(source: S, config: CacheConfig) -> Self {
-        Self::with_clock(source, config, Arc::new(SystemClock))
+        Self::with_clock(source, config, Arc::new(CoarseClock::new()))
     }
 
     /// A cache over `source` reading time from `clock`.
@@ -213,7 +231,7 @@ impl<S: CredentialSource> CredentialCache<S> {
         let max_entries = config.max_entries.max(1);
         let shards = (max_entries / 256).clamp(1, 16).next_power_of_two().min(16);
         let shards = if max_entries / shards == 0 { 1 } else { shards };
-        let seed = config.jitter_seed.unwrap_or_else(|| millis(clock.now()));
+        let seed = config.jitter_seed.unwrap_or_else(|| clock.now_millis());
         let inner = Inner {
             source,
             per_shard: max_entries / shards,
@@ -236,24 +254,24 @@ impl<S: CredentialSource> CredentialCache<S> {
     /// a miss builds (and boxes) the future that waits for the source.
     pub fn get(&self, request: &CredentialRequest<'_>) -> impl Future<Output = FetchResult> {
         let inner = &self.inner;
-        let now = inner.clock.now();
+        let now = inner.clock.now_millis();
         let hash = hash_of(request);
-        let shard = &inner.shards[(hash as usize) & (inner.shards.len() - 1)];
+        let shard = inner.shard(hash);
         let found = {
             let table = shard.table.load();
-            match table.find(hash, |e| e.key.request() == *request) {
-                Some(entry) => {
+            match table.find(hash, |s| s.entry.key.request() == *request) {
+                Some(Slot { entry, state }) => {
                     entry.touch(now);
-                    if let Some(answer) = inner.answer_from(entry, now) {
+                    if let Some(answer) = inner.answer_from(entry, state, now) {
                         inner.counters.hits.add(1);
-                        return Either::Left(std::future::ready(answer));
+                        return Lookup::Hit(Some(answer));
                     }
                     Some(Arc::clone(entry))
                 }
                 None => None,
             }
         };
-        Either::Right(Box::pin(async move {
+        Lookup::Miss(Box::pin(async move {
             let entry = match found {
                 Some(entry) => entry,
                 None => inner.insert(shard, hash, request, now),
@@ -293,6 +311,26 @@ impl<S: CredentialSource> CredentialCache<S> {
     }
 }
 
+/// The future of [`CredentialCache::get`]: the answer itself on a hit, the boxed wait on a miss.
+enum Lookup<F> {
+    Hit(Option<FetchResult>),
+    Miss(Pin<Box<F>>),
+}
+
+impl<F: Future<Output = FetchResult>> Future for Lookup<F> {
+    type Output = FetchResult;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<FetchResult> {
+        match self.get_mut() {
+            Lookup::Hit(answer) => std::task::Poll::Ready(answer.take().unwrap_or_else(|| {
+                Err(SourceError::new(ErrorKind::Other, "the credential lookup was polled after it completed"))
+            })),
+            Lookup::Miss(wait) => wait.as_mut().poll(cx),
+        }
+    }
+}
+
 impl<S> CredentialCache<S> {
     /// How many entries the cache holds.
     pub fn len(&self) -> usize {
@@ -306,46 +344,68 @@ impl<S> CredentialCache<S> {
 }
 
 impl Entry {
-    fn touch(&self, now: SystemTime) {
-        let now = millis(now);
+    fn touch(&self, now: u64) {
         if self.last_used.load(Ordering::Relaxed) != now {
             self.last_used.store(now, Ordering::Relaxed);
         }
     }
 }
 
+impl<S> Inner<S> {
+    fn shard(&self, hash: u64) -> &Shard {
+        &self.shards[(hash as usize) & (self.shards.len() - 1)]
+    }
+
+    /// The state of `entry` in its shard's current table; `Empty` once it has been evicted.
+    fn state_of(&self, entry: &Arc<Entry>) -> State {
+        let table = self.shard(entry.hash).table.load();
+        table.find(entry.hash, |s| Arc::ptr_eq(&s.entry, entry)).map_or(State::Empty, |s| s.state.clone())
+    }
+
+    /// Replaces the state of `entry` by copying its shard's table; nothing to do once it has been evicted.
+    fn set_state(&self, entry: &Arc<Entry>, state: State) {
+        let shard = self.shard(entry.hash);
+        let _writer = lock(&shard.write);
+        let current = shard.table.load();
+        if current.find(entry.hash, |s| Arc::ptr_eq(&s.entry, entry)).is_none() {
+            return;
+        }
+        let mut table = HashTable::clone(&current);
+        if let Some(slot) = table.find_mut(entry.hash, |s| Arc::ptr_eq(&s.entry, entry)) {
+            slot.state = state;
+        }
+        shard.table.store(Arc::new(table));
+    }
+}
+
 impl<S: CredentialSource> Inner<S> {
-    /// The answer an entry gives without calling the source, if it has one; starts a background refresh
-    /// when the credentials are in their refresh window.
-    fn answer_from(self: &Arc<Self>, entry: &Arc<Entry>, now: SystemTime) -> Option<FetchResult> {
-        match &**entry.state.load() {
+    /// The answer `entry` in `state` gives without calling the source, if it has one; starts a
+    /// background refresh when the credentials are in their refresh window.
+    fn answer_from(self: &Arc<Self>, entry: &Arc<Entry>, state: &State, now: u64) -> Option<FetchResult> {
+        match state {
             State::Ready { credentials, refresh_at, usable_until } if now < *usable_until => {
-                if now >= *refresh_at
-                    && tokio::runtime::Handle::try_current().is_ok()
-                    && self.join_flight(entry, true).is_some()
-                {
+                if now >= *refresh_at && tokio::runtime::Handle::try_current().is_ok() && self.start_refresh(entry) {
                     self.counters.refreshes.fetch_add(1, Ordering::Relaxed);
                 }
                 Some(Ok(Arc::clone(credentials)))
             }
-            State::Denied { error, until } if now < *until => Some(Err(error.clone())),
+            State::Denied { error, until } if now < *until => Some(Err(SourceError::clone(error))),
             _ => None,
         }
     }
 
     /// Finds or creates the entry for `request`, evicting the least recently used one when full.
-    fn insert(&self, shard: &Shard, hash: u64, request: &CredentialRequest<'_>, now: SystemTime) -> Arc<Entry> {
+    fn insert(&self, shard: &Shard, hash: u64, request: &CredentialRequest<'_>, now: u64) -> Arc<Entry> {
         let _writer = lock(&shard.write);
         let current = shard.table.load();
-        if let Some(entry) = current.find(hash, |e| e.key.request() == *request) {
-            return Arc::clone(entry);
+        if let Some(slot) = current.find(hash, |s| s.entry.key.request() == *request) {
+            return Arc::clone(&slot.entry);
         }
         let mut table = HashTable::clone(&current);
         if table.len() >= self.per_shard {
-            let oldest =
-                table.iter().min_by_key(|e| e.last_used.load(Ordering::Relaxed)).map(|e| (e.hash, Arc::clone(e)));
-            if let Some((old_hash, old)) = oldest
-                && let Ok(slot) = table.find_entry(old_hash, |e| Arc::ptr_eq(e, &old))
+            let oldest = table.iter().map(|s| &s.entry).min_by_key(|e| e.last_used.load(Ordering::Relaxed)).cloned();
+            if let Some(old) = oldest
+                && let Ok(slot) = table.find_entry(old.hash, |s| Arc::ptr_eq(&s.entry, &old))
             {
                 slot.remove();
                 self.counters.evictions.fetch_add(1, Ordering::Relaxed);
@@ -354,37 +414,54 @@ impl<S: CredentialSource> Inner<S> {
         let entry = Arc::new(Entry {
             key: OwnedKey::of(request),
             hash,
-            state: ArcSwap::from_pointee(State::Empty),
-            last_used: AtomicU64::new(millis(now)),
+            last_used: AtomicU64::new(now),
             flight: Mutex::new(None),
             refresh_failures: AtomicU32::new(0),
         });
-        table.insert_unique(hash, Arc::clone(&entry), |e| e.hash);
+        table.insert_unique(hash, Slot { entry: Arc::clone(&entry), state: State::Empty }, |s| s.entry.hash);
         shard.table.store(Arc::new(table));
         entry
     }
 
     /// Waits for the entry's source call, starting it unless one is in progress or the entry has
     /// become usable meanwhile.
-    async fn load(self: &Arc<Self>, entry: &Arc<Entry>, now: SystemTime) -> FetchResult {
-        match self.join_flight(entry, false) {
-            Some(flight) => flight.await,
-            None => self.answer_from(entry, now).unwrap_or_else(|| {
+    async fn load(self: &Arc<Self>, entry: &Arc<Entry>, now: u64) -> FetchResult {
+        let usable = {
+            let mut flight = lock(&entry.flight);
+            if let Some(flight) = &*flight {
+                Either::Left(flight.clone())
+            } else {
+                // Under the flight lock, which a fetch takes to finish after storing its state: the state
+                // of every finished fetch is seen here.
+                let state = self.state_of(entry);
+                if state.usable(self.clock.now_millis()) {
+                    Either::Right(state)
+                } else {
+                    Either::Left(self.start_flight(entry, &mut flight))
+                }
+            }
+        };
+        match usable {
+            Either::Left(flight) => flight.await,
+            Either::Right(state) => self.answer_from(entry, &state, now).unwrap_or_else(|| {
                 Err(SourceError::new(ErrorKind::Other, "the credential cache entry changed while loading; retry"))
             }),
         }
     }
 
-    /// The flight of `entry`: the one in progress, or a new one. Returns `None` instead of starting one
-    /// when the entry is usable (`for_refresh` false) or a flight is already running (`for_refresh` true).
-    fn join_flight(self: &Arc<Self>, entry: &Arc<Entry>, for_refresh: bool) -> Option<Flight> {
-        let mut slot = lock(&entry.flight);
-        if let Some(flight) = &*slot {
-            return (!for_refresh).then(|| flight.clone());
+    /// Starts a background refresh of `entry` unless a source call for it is in progress; whether it did.
+    fn start_refresh(self: &Arc<Self>, entry: &Arc<Entry>) -> bool {
+        let mut flight = lock(&entry.flight);
+        let idle = flight.is_none();
+        if idle {
+            // Spawned on the runtime, so it runs without being awaited; callers that need it join it.
+            drop(self.start_flight(entry, &mut flight));
         }
-        if !for_refresh && self.answer_from_state(entry) {
-            return None;
-        }
+        idle
+    }
+
+    /// Starts the source call for `entry` and records it in `slot` (the entry's flight, locked).
+    fn start_flight(self: &Arc<Self>, entry: &Arc<Entry>, slot: &mut Option<Flight>) -> Flight {
         let work = Arc::clone(self).fetch(Arc::clone(entry));
         let flight: Pin<Box<dyn Future<Output = FetchResult> + Send>> = match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
@@ -399,56 +476,45 @@ impl<S: CredentialSource> Inner<S> {
         };
         let flight = flight.shared();
         *slot = Some(flight.clone());
-        Some(flight)
-    }
-
-    /// Whether the entry can answer right now (checked under the flight lock to close a race).
-    fn answer_from_state(&self, entry: &Entry) -> bool {
-        let now = self.clock.now();
-        match &**entry.state.load() {
-            State::Ready { usable_until, .. } => now < *usable_until,
-            State::Denied { until, .. } => now < *until,
-            State::Empty => false,
-        }
+        flight
     }
 
     /// One source call for `entry`; stores its outcome and clears the flight.
     async fn fetch(self: Arc<Self>, entry: Arc<Entry>) -> FetchResult {
         self.counters.source_calls.fetch_add(1, Ordering::Relaxed);
         let result = self.source.fetch(&entry.key.request()).await;
-        let now = self.clock.now();
+        let now = self.clock.now_millis();
         let outcome = match result {
             Ok(credentials) => {
                 let credentials = Arc::new(credentials);
                 entry.refresh_failures.store(0, Ordering::Relaxed);
-                entry.state.store(Arc::new(self.ready(Arc::clone(&credentials), now)));
+                self.set_state(&entry, self.ready(Arc::clone(&credentials), now));
                 Ok(credentials)
             }
             Err(error) => {
                 if let Some(counter) = ErrorKind::ALL.iter().position(|k| *k == error.kind) {
                     self.counters.errors[counter].fetch_add(1, Ordering::Relaxed);
                 }
-                let previous = entry.state.load_full();
-                match &*previous {
-                    State::Ready { credentials, usable_until, .. } if now < *usable_until => {
+                match self.state_of(&entry) {
+                    State::Ready { credentials, usable_until, .. } if now < usable_until => {
                         let failures = entry.refresh_failures.fetch_add(1, Ordering::Relaxed).min(30);
                         let backoff = self
                             .config
                             .retry_backoff_initial
                             .saturating_mul(1 << failures)
                             .min(self.config.retry_backoff_max);
-                        entry.state.store(Arc::new(State::Ready {
-                            credentials: Arc::clone(credentials),
-                            refresh_at: now + backoff,
-                            usable_until: *usable_until,
-                        }));
+                        let refresh_at = now.saturating_add(duration_millis(backoff));
+                        self.set_state(
+                            &entry,
+                            State::Ready { credentials: Arc::clone(&credentials), refresh_at, usable_until },
+                        );
                         self.counters.stale_served.fetch_add(1, Ordering::Relaxed);
-                        Ok(Arc::clone(credentials))
+                        Ok(credentials)
                     }
                     _ => {
                         if error.kind == ErrorKind::AccessDenied {
-                            let until = now + self.config.access_denied_ttl;
-                            entry.state.store(Arc::new(State::Denied { error: error.clone(), until }));
+                            let until = now.saturating_add(duration_millis(self.config.access_denied_ttl));
+                            self.set_state(&entry, State::Denied { error: Arc::new(error.clone()), until });
                         }
                         Err(error)
                     }
@@ -460,16 +526,15 @@ impl<S: CredentialSource> Inner<S> {
     }
 
     /// The state for freshly fetched credentials: refresh at expiry minus the window minus a jitter.
-    fn ready(&self, credentials: Arc<Credentials>, now: SystemTime) -> State {
-        let far = now + Duration::from_secs(100 * 365 * 24 * 3600);
-        let Some(expiration) = credentials.expiration() else {
-            return State::Ready { credentials, refresh_at: far, usable_until: far };
+    fn ready(&self, credentials: Arc<Credentials>, now: u64) -> State {
+        let Some(expiration) = credentials.expiration().map(millis) else {
+            return State::Ready { credentials, refresh_at: u64::MAX, usable_until: u64::MAX };
         };
         let window = self.config.refresh_before_expiry;
         let share = (lock(&self.rng).next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         let jitter = window.mul_f64((self.config.refresh_jitter * share).clamp(0.0, 1.0));
-        let refresh_at = expiration.checked_sub(window + jitter).unwrap_or(now);
-        let usable_until = expiration.checked_sub(self.config.stale_min_remaining).unwrap_or(now);
+        let refresh_at = expiration.checked_sub(duration_millis(window.saturating_add(jitter))).unwrap_or(now);
+        let usable_until = expiration.checked_sub(duration_millis(self.config.stale_min_remaining)).unwrap_or(now);
         State::Ready { credentials, refresh_at, usable_until }
     }
 }
@@ -491,23 +556,91 @@ struct Counters {
 #[derive(Default)]
 struct Padded(AtomicU64);
 
-/// A counter split into cache-line-sized stripes, one chosen per thread.
-#[derive(Default)]
-struct Striped([Padded; 8]);
+/// A counter split into cache-line-sized stripes, so that threads do not contend on one line. A thread
+/// that holds a [`StripeClaim`] is the only writer of its stripe and adds with a plain load and store
+/// (no locked instruction); any other thread adds atomically to the shared stripe.
+struct Striped {
+    claimed: [Padded; STRIPES],
+    shared: Padded,
+}
+
+/// How many threads at a time can own a stripe (process-wide, for every cache).
+const STRIPES: usize = 64;
+
+/// Which stripe indexes live threads own.
+static CLAIMS: [AtomicBool; STRIPES] = [const { AtomicBool::new(false) }; STRIPES];
+
+/// A thread's stripe index, claimed on its first count and released when it exits; `None` when all
+/// were taken.
+struct StripeClaim(Option<usize>);
+
+impl StripeClaim {
+    fn new() -> Self {
+        // Acquire: see the counts of the thread that released the index before.
+        StripeClaim(
+            CLAIMS.iter().position(|c| c.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()),
+        )
+    }
+}
+
+impl Drop for StripeClaim {
+    fn drop(&mut self) {
+        if let Some(claim) = self.0.and_then(|i| CLAIMS.get(i)) {
+            claim.store(false, Ordering::Release);
+        }
+    }
+}
+
+impl Default for Striped {
+    fn default() -> Self {
+        Striped { claimed: std::array::from_fn(|_| Padded::default()), shared: Padded::default() }
+    }
+}
 
 impl Striped {
     fn add(&self, n: u64) {
         thread_local! {
-            static STRIPE: usize = {
-                static NEXT: AtomicU64 = AtomicU64::new(0);
-                (NEXT.fetch_add(1, Ordering::Relaxed) % 8) as usize
-            };
+            static STRIPE: StripeClaim = StripeClaim::new();
         }
-        let stripe = STRIPE.with(|s| *s);
-        self.0[stripe].0.fetch_add(n, Ordering::Relaxed);
+        match STRIPE.try_with(|claim| claim.0).ok().flatten().and_then(|i| self.claimed.get(i)) {
+            // Only this thread writes the stripe while it holds the claim.
+            Some(mine) => mine.0.store(mine.0.load(Ordering::Relaxed) + n, Ordering::Relaxed),
+            None => {
+                self.shared.0.fetch_add(n, Ordering::Relaxed);
+            }
+        }
     }
 
     fn sum(&self) -> u64 {
-        self.0.iter().map(|p| p.0.load(Ordering::Relaxed)).sum()
+        self.claimed.iter().chain([&self.shared]).map(|p| p.0.load(Ordering::Relaxed)).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_striped_count_is_exact_with_more_threads_than_stripes() {
+        let threads = STRIPES + 16;
+        let counter = Striped::default();
+        let all_alive = std::sync::Barrier::new(threads);
+        // Twice: the second round's threads claim the stripes the first round's released.
+        for round in 1..=2 {
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(|| {
+                        // Every thread counts while all are alive, so some find no stripe left to claim.
+                        counter.add(1);
+                        all_alive.wait();
+                        for _ in 1..1_000 {
+                            counter.add(1);
+                        }
+                    });
+                }
+            });
+            assert!(counter.shared.0.load(Ordering::Relaxed) > 0, "some threads counted on the shared stripe");
+            assert_eq!(counter.sum(), round * threads as u64 * 1_000);
+        }
     }
 }

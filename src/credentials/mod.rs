@@ -27,7 +27,7 @@ use crate::resolve::Resolution;
 use crate::s3path::S3Path;
 
 pub use cache::{CacheConfig, CacheStats, CredentialCache};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, CoarseClock, ManualClock, SystemClock};
 pub use session_name::{SessionName, SessionNameTemplate, TemplateError};
 
 /// A secret string: zeroed on drop, redacted in `Debug` and `Display`.
