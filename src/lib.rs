@@ -13,7 +13,7 @@ pub mod policy;
 pub mod reference;
 pub mod resolve;
 pub mod s3path;
-#[cfg(feature = "server")]
+#[cfg(all(feature = "server", unix))]
 pub mod server;
 pub mod synth;
 pub mod validate;

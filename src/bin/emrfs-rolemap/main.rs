@@ -10,7 +10,7 @@ mod credentials_cmd;
 mod test_cmd;
 
 mod policy_cmd;
-#[cfg(all(feature = "sts", feature = "server"))]
+#[cfg(all(feature = "sts", feature = "server", unix))]
 mod serve_cmd;
 
 use std::io::{self, BufRead, Read, Write};
@@ -99,7 +99,7 @@ enum Command {
     },
     /// Serve resolve, explain and credentials over HTTP on a TCP address and/or a Unix socket, reloading
     /// the configuration on SIGHUP and when the file changes; SIGTERM drains and exits.
-    #[cfg(all(feature = "sts", feature = "server"))]
+    #[cfg(all(feature = "sts", feature = "server", unix))]
     Serve(Box<serve_cmd::ServeArgs>),
 }
 
@@ -216,7 +216,7 @@ fn run(command: Command) -> Result<ExitCode, Unusable> {
         Command::Bench(args) => bench_cmd::run(&args),
         #[cfg(feature = "sts")]
         Command::Credentials { config, request, sts } => credentials_cmd::run(&load(&config)?, &request, &sts),
-        #[cfg(all(feature = "sts", feature = "server"))]
+        #[cfg(all(feature = "sts", feature = "server", unix))]
         Command::Serve(args) => serve_cmd::run(*args),
     }
 }
