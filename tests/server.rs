@@ -486,7 +486,7 @@ async fn file_changes_reload_and_invalid_files_keep_the_old_generation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_reloads_when_watching_is_off() {
+async fn sighup_reloads_the_configuration_and_the_token() {
     let served = Served::start(CONFIG, NO_STS, &["--watch-interval", "0"]);
     served.replace_config(CONFIG_B);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -500,6 +500,29 @@ async fn sighup_reloads_when_watching_is_off() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert_eq!(served.wait_ready(|_| true).await["generation"], 2);
+
+    // SIGHUP also reads the token file again: the new token works, the old one no longer does; an
+    // unusable file keeps the current token.
+    let rotated = "rotated-token-fedcba9876543210";
+    std::fs::write(served.dir.path().join("token"), format!("{rotated}\n")).unwrap();
+    served.signal("HUP");
+    let tcp = Target::Tcp(served.tcp.unwrap());
+    let client = Client { target: tcp.clone(), token: Some(rotated.to_owned()) };
+    let started = Instant::now();
+    while client.post("/v1/resolve", ALICE_RAW).await.status != 200 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the rotated token is never accepted: {}", served.log());
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(served.tcp_client(true).post("/v1/resolve", ALICE_RAW).await.status, 401);
+    std::fs::write(served.dir.path().join("token"), "short\n").unwrap();
+    served.signal("HUP");
+    let started = Instant::now();
+    while !served.log().contains("kept the current bearer token") {
+        assert!(started.elapsed() < Duration::from_secs(10), "{}", served.log());
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(client.post("/v1/resolve", ALICE_RAW).await.status, 200);
+    assert!(!served.log().contains(rotated) && !served.log().contains("short"));
 }
 
 #[test]

@@ -175,7 +175,7 @@ async fn dispatch<S: CredentialSource>(
 
 fn authenticate<S>(app: &App<S>, request: &HttpRequest<Incoming>) -> Result<(), ApiError> {
     let presented = request.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
-    match &app.token {
+    match &*app.token.load() {
         Some(token) if token.accepts(presented) => Ok(()),
         _ if presented.is_none() => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,

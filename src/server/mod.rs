@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -130,7 +131,7 @@ impl Listener {
 pub(crate) struct App<S> {
     store: Arc<ConfigStore>,
     broker: Broker<S>,
-    token: Option<BearerToken>,
+    token: ArcSwapOption<BearerToken>,
     options: ServerOptions,
     identities: OsIdentities,
     metrics: Metrics,
@@ -164,9 +165,15 @@ impl<S: CredentialSource> Server<S> {
     /// callers.
     pub fn new(store: Arc<ConfigStore>, broker: Broker<S>, token: Option<BearerToken>, options: ServerOptions) -> Self {
         let identities = OsIdentities::new(options.identity_ttl);
+        let token = ArcSwapOption::from(token.map(Arc::new));
         let app =
             App { store, broker, token, options, identities, metrics: Metrics::default(), draining: false.into() };
         Server { app: Arc::new(app) }
+    }
+
+    /// Replaces the bearer token; requests that arrive from now on must present the new one.
+    pub fn replace_token(&self, token: BearerToken) {
+        self.app.token.store(Some(Arc::new(token)));
     }
 
     /// The configuration being served.
@@ -184,7 +191,7 @@ impl<S: CredentialSource> Server<S> {
         if listeners.is_empty() {
             return Err(ServerError::NoListener);
         }
-        if self.app.token.is_none() && listeners.iter().any(|l| matches!(l, Listener::Tcp(_))) {
+        if self.app.token.load().is_none() && listeners.iter().any(|l| matches!(l, Listener::Tcp(_))) {
             return Err(ServerError::TcpWithoutToken);
         }
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -298,11 +305,13 @@ async fn accept(listener: &Listener) -> std::io::Result<Option<(TokioIo<Box<dyn 
 }
 
 /// Runs `server` until `SIGTERM` or `SIGINT`, reloading the configuration on `SIGHUP` and when the file
-/// changes (every [`ServerOptions::watch_interval`]). Reload outcomes are logged; an invalid file's
-/// diagnostics go to the log and `/readyz`, and the old configuration keeps serving.
+/// changes (every [`ServerOptions::watch_interval`]), and the bearer token from `token_file` on `SIGHUP`.
+/// Reload outcomes are logged; an invalid configuration's diagnostics go to the log and `/readyz`, and
+/// the old configuration keeps serving; an unusable token file keeps the old token.
 pub async fn run_until_signalled<S: CredentialSource>(
     server: &Server<S>,
     listeners: Vec<Listener>,
+    token_file: Option<&Path>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangup = signal(SignalKind::hangup())?;
@@ -310,6 +319,7 @@ pub async fn run_until_signalled<S: CredentialSource>(
     let mut interrupt = signal(SignalKind::interrupt())?;
     let store = server.store().clone();
     let watch_interval = server.app.options.watch_interval;
+    let (app, token_file) = (server.app.clone(), token_file.map(Path::to_owned));
     let reloader = tokio::spawn(async move {
         let mut ticker = tokio::time::interval(watch_interval.unwrap_or(Duration::from_secs(3600)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -320,6 +330,15 @@ pub async fn run_until_signalled<S: CredentialSource>(
                 _ = ticker.tick(), if watch_interval.is_some() => true,
                 else => return,
             };
+            if !on_change && let Some(file) = &token_file {
+                match BearerToken::from_file(file) {
+                    Ok(token) => {
+                        app.token.store(Some(Arc::new(token)));
+                        tracing::info!("reloaded the bearer token from `{}`", file.display());
+                    }
+                    Err(e) => tracing::error!("kept the current bearer token: {e}"),
+                }
+            }
             reload(&store, on_change).await;
         }
     });

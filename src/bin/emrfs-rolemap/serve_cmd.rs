@@ -43,7 +43,8 @@ pub struct ServeArgs {
     /// The Unix socket's permissions, in octal.
     #[arg(long, value_name = "MODE", default_value = "666", value_parser = parse_mode)]
     socket_mode: u32,
-    /// The file holding the bearer token for TCP callers (one line, at least 16 characters).
+    /// The file holding the bearer token for TCP callers (one line, at least 16 characters); read again
+    /// on SIGHUP.
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
     /// A Unix-socket uid that may ask for any user and supply groups, like root (repeat for several).
@@ -161,7 +162,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Unusable> {
         }
         out.flush()?;
         drop(out);
-        run_until_signalled(&server, listeners).await.map_err(|e| Unusable(e.to_string()))
+        run_until_signalled(&server, listeners, args.token_file.as_deref()).await.map_err(|e| Unusable(e.to_string()))
     })?;
     Ok(ExitCode::SUCCESS)
 }
