@@ -257,6 +257,7 @@ async fn bad_input_gets_an_answer_and_never_takes_the_server_down() {
 
     let missing = client.get("/v2/resolve").await;
     assert_eq!((missing.status, missing.error_code()), (404, "not-found".to_owned()));
+    assert!(!missing.headers.contains_key("allow"));
     let wrong_method = client.get("/v1/resolve").await;
     assert_eq!((wrong_method.status, wrong_method.error_code()), (405, "method-not-allowed".to_owned()));
     assert_eq!(wrong_method.headers["allow"], "POST");

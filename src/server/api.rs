@@ -82,7 +82,10 @@ pub(crate) async fn handle<S: CredentialSource>(
             )
         };
         let mut response = error.into_response();
-        if let Ok(allow) = HeaderValue::from_str(&allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ")) {
+        let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+        if let Ok(allow) = HeaderValue::from_str(&allow)
+            && !allowed.is_empty()
+        {
             response.headers_mut().insert(ALLOW, allow);
         }
         response
