@@ -624,3 +624,22 @@ async fn the_python_example_client_talks_to_both_sockets() {
     assert_eq!(code, Some(1));
     assert!(stderr.starts_with("error 401 wrong-token"), "{stderr}");
 }
+
+#[test]
+fn connections_beyond_the_bound_wait_for_a_free_slot() {
+    let served = Served::start(CONFIG, NO_STS, &["--max-connections", "2", "--header-timeout", "1.5"]);
+    let address = served.tcp.unwrap();
+    // Two silent connections take both slots until the header timeout closes them.
+    let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(address).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    let mut third = TcpStream::connect(address).unwrap();
+    third.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(third, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    third.read_to_string(&mut answer).unwrap();
+    let waited = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(waited >= Duration::from_millis(1_000), "served after {waited:?}, before a slot was free");
+    drop(idle);
+}
