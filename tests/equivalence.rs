@@ -20,7 +20,7 @@ use proptest::sample::{Index, select};
 use proptest::strategy::ValueTree;
 use proptest::test_runner::FileFailurePersistence;
 use proptest::test_runner::TestRunner;
-use support::generators::{Pools, kind};
+use support::generators::{self, Pools, kind};
 
 // ---------------------------------------------------------------------------------------------------
 // Configurations
@@ -273,29 +273,7 @@ fn request() -> impl Strategy<Value = RequestSpec> {
 /// Replaces glob syntax by text it matches: `*` by nothing, `r` or `a/x`, `?` by `r` or `a`, a class by one
 /// of its characters, an alternation by one of its branches (`seed` picks).
 fn instantiate(text: &str, seed: u8) -> String {
-    let mut out = String::new();
-    let mut chars = text.chars();
-    let mut n = usize::from(seed);
-    while let Some(c) = chars.next() {
-        n = n.wrapping_mul(7).wrapping_add(3);
-        match c {
-            '*' => out.push_str(["", "r", "a/x"][n % 3]),
-            '?' => out.push(['r', 'a'][n % 2]),
-            '[' | '{' => {
-                let close = if c == '[' { ']' } else { '}' };
-                let body: String = chars.by_ref().take_while(|&d| d != close).collect();
-                if c == '[' {
-                    let options: Vec<char> = body.chars().filter(|&d| d != '-').collect();
-                    out.extend(options.get(n % options.len().max(1)));
-                } else {
-                    let options: Vec<&str> = body.split(',').collect();
-                    out.push_str(options[n % options.len()]);
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out
+    generators::instantiate(text, usize::from(seed), &["", "r", "a/x"], &['r', 'a'])
 }
 
 fn flip_case_at(text: &str, at: usize) -> String {

@@ -29,7 +29,7 @@ use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{FileFailurePersistence, TestRunner};
-use support::generators::{Pools, kind};
+use support::generators::{self, Pools, kind};
 
 // ---------------------------------------------------------------------------------------------------
 // Configurations
@@ -161,29 +161,7 @@ impl RequestText {
 /// Replaces glob syntax by text it may match: `*` by nothing, `r`, `a` or `a/x`, `?` by `r`, `a` or
 /// `/`, a class by one of its characters, an alternation by one of its branches (`seed` picks).
 fn instantiate(text: &str, seed: usize) -> String {
-    let mut out = String::new();
-    let mut chars = text.chars();
-    let mut n = seed;
-    while let Some(c) = chars.next() {
-        n = n.wrapping_mul(7).wrapping_add(3);
-        match c {
-            '*' => out.push_str(["", "r", "a", "a/x"][n % 4]),
-            '?' => out.push(['r', 'a', '/'][n % 3]),
-            '[' | '{' => {
-                let close = if c == '[' { ']' } else { '}' };
-                let body: String = chars.by_ref().take_while(|&d| d != close).collect();
-                if c == '[' {
-                    let options: Vec<char> = body.chars().filter(|&d| d != '-').collect();
-                    out.extend(options.get(n % options.len().max(1)));
-                } else {
-                    let options: Vec<&str> = body.split(',').collect();
-                    out.push_str(options[n % options.len()]);
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out
+    generators::instantiate(text, seed, &["", "r", "a", "a/x"], &['r', 'a', '/'])
 }
 
 /// Requests built to hit an identifier: for names, the name (and instantiations of its glob syntax);

@@ -40,6 +40,7 @@ pub fn kind() -> impl Strategy<Value = IdentifierType> {
     ]
 }
 
+/// A string of `pool`.
 pub fn one_of(pool: &'static [&'static str]) -> impl Strategy<Value = String> {
     select(pool).prop_map(str::to_owned)
 }
@@ -101,4 +102,32 @@ impl<Slash: Strategy<Value = bool> + Copy + 'static> Pools<Slash> {
             identifiers
         })
     }
+}
+
+/// Replaces glob syntax in `text` by text it may match: `*` by one of `stars`, `?` by one of
+/// `questions`, a class by one of its characters, an alternation by one of its branches (`seed` picks).
+pub fn instantiate(text: &str, seed: usize, stars: &[&str], questions: &[char]) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    let mut n = seed;
+    while let Some(c) = chars.next() {
+        n = n.wrapping_mul(7).wrapping_add(3);
+        match c {
+            '*' => out.push_str(stars[n % stars.len()]),
+            '?' => out.push(questions[n % questions.len()]),
+            '[' | '{' => {
+                let close = if c == '[' { ']' } else { '}' };
+                let body: String = chars.by_ref().take_while(|&d| d != close).collect();
+                if c == '[' {
+                    let options: Vec<char> = body.chars().filter(|&d| d != '-').collect();
+                    out.extend(options.get(n % options.len().max(1)));
+                } else {
+                    let options: Vec<&str> = body.split(',').collect();
+                    out.push_str(options[n % options.len()]);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
