@@ -34,6 +34,9 @@ impl CaseFile {
 }
 
 /// One request and what its resolution must be.
+// `user`, `groups` and `path` repeat `RequestSpec`'s fields: `#[serde(flatten)]` would still reject
+// unknown keys, but at the end of the case without the list of expected keys, and would report a
+// wrong type in the request's fields there too, not at the value.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Case {

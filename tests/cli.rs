@@ -1,30 +1,17 @@
 //! The built `emrfs-rolemap` binary, run as a user runs it: every command, its outputs and exit statuses.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+mod support;
+
+use std::process::Output;
 
 use serde_json::{Value, json};
+use support::cli::{run, run_with_input};
 
 const DOCS: &str = "examples/configs/aws-docs-example.json";
 const DESCRIBE: &str = "examples/configs/describe-security-configuration-output.json";
 const MULTI: &str = "examples/configs/multi-team.json";
 const CASES: &str = "examples/configs/aws-docs-example.cases.json";
 const FALLBACK: &str = "arn:aws:iam::123456789101:role/EMR_EC2_DefaultRole";
-
-fn run(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_emrfs-rolemap"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
-    let mut pipe = child.stdin.take().expect("stdin is piped");
-    pipe.write_all(stdin.unwrap_or_default().as_bytes()).expect("stdin accepts input");
-    drop(pipe);
-    child.wait_with_output().expect("the binary finishes")
-}
 
 fn stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
@@ -53,10 +40,10 @@ fn temp_file(name: &str, contents: &str) -> std::path::PathBuf {
 #[test]
 fn check_accepts_each_bundled_example() {
     for config in [DOCS, DESCRIBE, MULTI] {
-        let out = run(&["check", "--config", config], None);
+        let out = run(&["check", "--config", config]);
         assert_eq!(status(&out), 0, "{config}: {}", stdout(&out));
         assert!(stdout(&out).contains(": ok, "), "{}", stdout(&out));
-        let out = run(&["check", "--config", config, "--format", "json"], None);
+        let out = run(&["check", "--config", config, "--format", "json"]);
         let diagnostics = json_out(&out);
         let severities: Vec<&Value> = diagnostics.as_array().into_iter().flatten().map(|d| &d["severity"]).collect();
         assert!(severities.iter().all(|s| *s == "warning" || *s == "note"), "{config}: {diagnostics}");
@@ -70,7 +57,7 @@ fn check_reports_errors_with_carets_and_exits_1() {
         "{\"RoleMappings\": [\n  {\"Role\": \"arn:aws:iam::123456789012:role/r\", \"IdentifierType\": \"Users\", \"Identifiers\": [\"a\"]}\n]}\n",
     );
     let bad = bad.to_str().expect("utf-8 path");
-    let out = run(&["check", "--config", bad], None);
+    let out = run(&["check", "--config", bad]);
     assert_eq!(status(&out), 1);
     let text = stdout(&out);
     assert!(text.contains("error[unknown-identifier-type]: unknown identifier type `Users`"), "{text}");
@@ -80,7 +67,7 @@ fn check_reports_errors_with_carets_and_exits_1() {
     assert_eq!(caret_line.find('^'), source_line.find("\"Users\""), "the caret sits under the value:\n{text}");
     assert!(text.contains("did you mean `User`?"), "{text}");
 
-    let out = run(&["check", "--config", bad, "--format", "json"], None);
+    let out = run(&["check", "--config", bad, "--format", "json"]);
     assert_eq!(status(&out), 1);
     let diagnostics = json_out(&out);
     assert_eq!(diagnostics[0]["code"], "unknown-identifier-type");
@@ -94,7 +81,7 @@ fn check_reports_errors_with_carets_and_exits_1() {
 
 #[test]
 fn check_exits_1_on_malformed_json_from_stdin() {
-    let out = run(&["check", "--config", "-", "--format", "json"], Some("{\"RoleMappings\": [,]}"));
+    let out = run_with_input(&["check", "--config", "-", "--format", "json"], "{\"RoleMappings\": [,]}");
     assert_eq!(status(&out), 1);
     let diagnostics = json_out(&out);
     assert_eq!(diagnostics[0]["code"], "json-syntax");
@@ -104,8 +91,8 @@ fn check_exits_1_on_malformed_json_from_stdin() {
 #[test]
 fn check_validates_globs_only_when_enabled() {
     let config = r#"{"RoleMappings": [{"Role": "arn:aws:iam::123456789012:role/r", "IdentifierType": "Group", "Identifiers": ["team-[a"]}]}"#;
-    assert_eq!(status(&run(&["check", "--config", "-"], Some(config))), 0);
-    let out = run(&["check", "--config", "-", "--globs", "--format", "json"], Some(config));
+    assert_eq!(status(&run_with_input(&["check", "--config", "-"], config)), 0);
+    let out = run_with_input(&["check", "--config", "-", "--globs", "--format", "json"], config);
     assert_eq!(status(&out), 1);
     assert_eq!(json_out(&out)[0]["code"], "invalid-glob");
 }
@@ -113,7 +100,7 @@ fn check_validates_globs_only_when_enabled() {
 #[test]
 fn check_reports_positions_inside_the_describe_output_string() {
     let describe = json!({"Name": "x", "SecurityConfiguration": "{\"AuthorizationConfiguration\": {\"EmrFsConfiguration\": {\"RoleMappings\": []}}}"});
-    let out = run(&["check", "--config", "-", "--format", "json"], Some(&describe.to_string()));
+    let out = run_with_input(&["check", "--config", "-", "--format", "json"], &describe.to_string());
     assert_eq!(status(&out), 1);
     let d = &json_out(&out)[0];
     assert_eq!(d["code"], "empty-role-mappings");
@@ -124,28 +111,25 @@ fn check_reports_positions_inside_the_describe_output_string() {
 
 #[test]
 fn resolve_prints_text_and_json() {
-    let out = run(&["resolve", "--config", DOCS, "--user", "user2", "--path", "s3a://MyOtherBucket/x"], None);
+    let out = run(&["resolve", "--config", DOCS, "--user", "user2", "--path", "s3a://MyOtherBucket/x"]);
     assert_eq!(status(&out), 0);
     assert_eq!(
         stdout(&out).trim(),
         "mapping 1 (Prefix `s3://MyOtherBucket/`): arn:aws:iam::123456789101:role/allow_EMRFS_access_to_MyBuckets"
     );
-    let out = run(
-        &[
-            "resolve",
-            "--config",
-            DESCRIBE,
-            "--user",
-            "nobody",
-            "--group",
-            "staff",
-            "--group",
-            "AdminGroup",
-            "--format",
-            "json",
-        ],
-        None,
-    );
+    let out = run(&[
+        "resolve",
+        "--config",
+        DESCRIBE,
+        "--user",
+        "nobody",
+        "--group",
+        "staff",
+        "--group",
+        "AdminGroup",
+        "--format",
+        "json",
+    ]);
     assert_eq!(status(&out), 0);
     assert_eq!(
         json_out(&out),
@@ -156,14 +140,14 @@ fn resolve_prints_text_and_json() {
 
 #[test]
 fn resolve_falls_back_with_or_without_a_fallback_role() {
-    let out = run(&["resolve", "--config", DOCS, "--user", "x", "--format", "json"], None);
+    let out = run(&["resolve", "--config", DOCS, "--user", "x", "--format", "json"]);
     assert_eq!(
         json_out(&out),
         json!({"decision": "fallback", "role": null, "mapping_index": null, "identifier_type": null, "identifier": null})
     );
-    let out = run(&["resolve", "--config", DOCS, "--fallback-role", FALLBACK, "--format", "json"], None);
+    let out = run(&["resolve", "--config", DOCS, "--fallback-role", FALLBACK, "--format", "json"]);
     assert_eq!(json_out(&out)["role"], FALLBACK);
-    let out = run(&["resolve", "--config", DOCS, "--fallback-role", FALLBACK], None);
+    let out = run(&["resolve", "--config", DOCS, "--fallback-role", FALLBACK]);
     assert_eq!(stdout(&out).trim(), format!("fallback: {FALLBACK}"));
 }
 
@@ -175,7 +159,7 @@ fn resolve_honours_segment_mode_and_globs() {
     let index = |args: &[&str]| {
         let mut all = vec!["resolve", "--config", "-", "--format", "json"];
         all.extend_from_slice(args);
-        json_out(&run(&all, Some(config)))["mapping_index"].clone()
+        json_out(&run_with_input(&all, config))["mapping_index"].clone()
     };
     assert_eq!(index(&["--path", "s3://bar/abcdef"]), json!(0));
     assert_eq!(index(&["--path", "s3://bar/abcdef", "--prefix-match", "segment"]), json!(null));
@@ -188,7 +172,7 @@ fn resolve_honours_segment_mode_and_globs() {
 #[test]
 fn resolve_batch_writes_one_line_per_request_and_flags_bad_lines() {
     let input = "{\"user\": \"user1\"}\n\n{\"path\": \"hdfs://nn/x\"}\n{\"usr\": \"typo\"}\nnot json\n{\"groups\": [\"AdminGroup\"], \"path\": \"s3://MyBucket\"}\n{}\n";
-    let out = run(&["resolve", "--config", DOCS, "--requests", "-"], Some(input));
+    let out = run_with_input(&["resolve", "--config", DOCS, "--requests", "-"], input);
     assert_eq!(status(&out), 1, "bad lines make the batch exit 1");
     let lines: Vec<Value> =
         stdout(&out).lines().map(|l| serde_json::from_str(l).expect("every output line is JSON")).collect();
@@ -202,7 +186,7 @@ fn resolve_batch_writes_one_line_per_request_and_flags_bad_lines() {
     assert_eq!(lines[4]["identifier"], "s3://MyBucket/", "the prefix mapping wins over the group mapping");
     assert_eq!(lines[5]["decision"], "fallback");
 
-    let good = run(&["resolve", "--config", DOCS, "--requests", "-"], Some("{\"user\": \"user1\"}\n"));
+    let good = run_with_input(&["resolve", "--config", DOCS, "--requests", "-"], "{\"user\": \"user1\"}\n");
     assert_eq!(status(&good), 0);
 }
 
@@ -210,7 +194,7 @@ fn resolve_batch_writes_one_line_per_request_and_flags_bad_lines() {
 fn explain_shows_every_mapping_and_shadowing() {
     let args =
         ["explain", "--config", MULTI, "--user", "etl", "--group", "finance", "--path", "s3://acme-scratch/tmp/"];
-    let out = run(&args, None);
+    let out = run(&args);
     assert_eq!(status(&out), 0);
     let text = stdout(&out);
     assert_eq!(text.lines().count(), 11, "{text}");
@@ -221,7 +205,7 @@ fn explain_shows_every_mapping_and_shadowing() {
 
     let mut json_args = args.to_vec();
     json_args.extend(["--format", "json"]);
-    let trace = json_out(&run(&json_args, None));
+    let trace = json_out(&run(&json_args));
     assert_eq!(trace["resolution"]["mapping_index"], 0);
     let statuses: Vec<&str> =
         trace["mappings"].as_array().expect("mappings").iter().map(|m| m["status"].as_str().unwrap_or("?")).collect();
@@ -232,7 +216,7 @@ fn explain_shows_every_mapping_and_shadowing() {
 
 #[test]
 fn test_passes_the_bundled_cases() {
-    let out = run(&["test", "--config", DOCS, "--cases", CASES], None);
+    let out = run(&["test", "--config", DOCS, "--cases", CASES]);
     assert_eq!(status(&out), 0, "{}", stdout(&out));
     assert!(stdout(&out).ends_with("test result: 4 passed, 0 failed\n"), "{}", stdout(&out));
 }
@@ -247,7 +231,7 @@ fn test_reports_failures_with_the_trace_in_every_format() {
     let file = temp_file("cases.json", &cases.to_string());
     let file = file.to_str().expect("utf-8 path");
 
-    let out = run(&["test", "--config", DOCS, "--cases", file], None);
+    let out = run(&["test", "--config", DOCS, "--cases", file]);
     assert_eq!(status(&out), 1);
     let text = stdout(&out);
     assert!(text.contains("FAIL  wrong <&>"), "{text}");
@@ -257,11 +241,11 @@ fn test_reports_failures_with_the_trace_in_every_format() {
     assert!(text.contains("invalid path `http://x`"), "{text}");
     assert!(text.ends_with("test result: 1 passed, 2 failed\n"), "{text}");
 
-    let report = json_out(&run(&["test", "--config", DOCS, "--cases", file, "--format", "json"], None));
+    let report = json_out(&run(&["test", "--config", DOCS, "--cases", file, "--format", "json"]));
     assert_eq!((report["passed"].as_u64(), report["failed"].as_u64()), (Some(1), Some(2)));
     assert_eq!(report["cases"][1]["explanation"]["resolution"]["mapping_index"], 2);
 
-    let out = run(&["test", "--config", DOCS, "--cases", file, "--format", "junit"], None);
+    let out = run(&["test", "--config", DOCS, "--cases", file, "--format", "junit"]);
     assert_eq!(status(&out), 1);
     let xml = stdout(&out);
     assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"), "{xml}");
@@ -275,9 +259,9 @@ fn test_takes_the_fallback_role_from_the_file_or_the_flag_but_not_two() {
     let cases = json!({"fallback_role": FALLBACK, "cases": [{"expect": {"role": FALLBACK}}]});
     let file = temp_file("fallback-cases.json", &cases.to_string());
     let file = file.to_str().expect("utf-8 path");
-    assert_eq!(status(&run(&["test", "--config", DOCS, "--cases", file], None)), 0);
+    assert_eq!(status(&run(&["test", "--config", DOCS, "--cases", file])), 0);
     let other = "arn:aws:iam::123456789101:role/Other";
-    let out = run(&["test", "--config", DOCS, "--cases", file, "--fallback-role", other], None);
+    let out = run(&["test", "--config", DOCS, "--cases", file, "--fallback-role", other]);
     assert_eq!(status(&out), 2);
     assert!(stderr(&out).contains("differs from the cases file"), "{}", stderr(&out));
 }
@@ -293,7 +277,7 @@ fn unusable_input_exits_2_with_a_message() {
         (&["explain", "--config", "Cargo.toml"], "has 1 error(s)"),
     ];
     for (args, message) in cases {
-        let out = run(args, None);
+        let out = run(args);
         assert_eq!(status(&out), 2, "{args:?}");
         assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
     }
@@ -302,8 +286,8 @@ fn unusable_input_exits_2_with_a_message() {
 #[test]
 fn usage_errors_exit_2() {
     for args in [&["resolve"][..], &["frobnicate"], &["resolve", "--config", DOCS, "--format", "yaml"]] {
-        assert_eq!(status(&run(args, None)), 2, "{args:?}");
+        assert_eq!(status(&run(args)), 2, "{args:?}");
     }
-    let out = run(&["resolve", "--config", DOCS, "--requests", "-", "--user", "u"], None);
+    let out = run(&["resolve", "--config", DOCS, "--requests", "-", "--user", "u"]);
     assert_eq!(status(&out), 2, "--requests excludes single-request flags");
 }

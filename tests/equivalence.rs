@@ -9,6 +9,8 @@
 //! both resolvers and the validator must then reject the configuration with the same error; with globs
 //! off they are ordinary characters and the configuration resolves like any other.
 
+mod support;
+
 use emrfs_rolemap::{
     Explanation, IdentifierType, PrefixMatch, ReferenceResolver, Request, Resolution, ResolverBuilder, ResolverOptions,
     RoleArn, S3Path, SecurityConfiguration, Verdict, check,
@@ -18,28 +20,40 @@ use proptest::sample::{Index, select};
 use proptest::strategy::ValueTree;
 use proptest::test_runner::FileFailurePersistence;
 use proptest::test_runner::TestRunner;
+use support::generators::{self, Pools, kind};
 
 // ---------------------------------------------------------------------------------------------------
 // Configurations
 
-const USERS: &[&str] = &["u0", "u1", "u2", "u3", "u4", "u5", "U1", "u1x", "g0"];
-const USER_GLOBS: &[&str] = &["u*", "u?", "U?", "[ab]*", "u[0-2]", "{u1,u4}", "g*"];
-const GROUPS: &[&str] = &["g0", "g1", "g2", "g3", "g4", "g5", "G1", "g1x", "u0"];
-const GROUP_GLOBS: &[&str] = &["g?", "g*", "G?", "[ab]*", "g[3-5]", "{g1,u1}", "u*"];
-const BUCKETS: &[&str] = &["b", "ba", "bar", "barn"];
-const SEGMENTS: &[&str] = &["a", "ab", "abc", "x", ""];
-const SCHEMES: &[&str] = &["s3", "s3", "s3a", "s3n", "S3A"];
-const PREFIX_GLOBS: &[&str] = &[
-    "s3://ba*/a",
-    "s3://b/{a,x}/",
-    "s3://ba?",
-    "s3://bar/a*",
-    "s3://bar/*/x",
-    "s3://b*",
-    "s3://bar/[ab]*",
-    "s3://bar/a?c",
-    "s3a://ba[rn]/ab",
-];
+/// Alphabets where identifiers collide, and mostly literal identifiers, so that requests hit.
+fn pools() -> Pools<prop::bool::Weighted> {
+    Pools {
+        users: &["u0", "u1", "u2", "u3", "u4", "u5", "U1", "u1x", "g0"],
+        user_globs: &["u*", "u?", "U?", "[ab]*", "u[0-2]", "{u1,u4}", "g*"],
+        groups: &["g0", "g1", "g2", "g3", "g4", "g5", "G1", "g1x", "u0"],
+        group_globs: &["g?", "g*", "G?", "[ab]*", "g[3-5]", "{g1,u1}", "u*"],
+        schemes: &["s3", "s3", "s3a", "s3n", "S3A"],
+        buckets: &["b", "ba", "bar", "barn"],
+        segments: &["a", "ab", "abc", "x", ""],
+        prefix_globs: &[
+            "s3://ba*/a",
+            "s3://b/{a,x}/",
+            "s3://ba?",
+            "s3://bar/a*",
+            "s3://bar/*/x",
+            "s3://b*",
+            "s3://bar/[ab]*",
+            "s3://bar/a?c",
+            "s3a://ba[rn]/ab",
+        ],
+        trailing_slash: prop::bool::weighted(0.3),
+        keyed_prefix_weight: 6,
+        literal_name_weight: 10,
+        literal_prefix_weight: 12,
+        max_identifiers: 5,
+    }
+}
+
 /// Each is an invalid glob when globs are on, and a valid literal identifier of its type when off.
 const INVALID_NAME_GLOBS: &[&str] = &["[ab", "u{1", "g[z-a]"];
 const INVALID_PREFIX_GLOBS: &[&str] = &["s3://b/[a", "s3://bar/{a", "s3://ba[/x"];
@@ -68,66 +82,9 @@ struct ConfigSpec {
     escaped: bool,
 }
 
-fn key() -> impl Strategy<Value = String> {
-    (prop::collection::vec(select(SEGMENTS), 1..=3), prop::bool::weighted(0.3)).prop_map(|(segments, slash)| {
-        let mut key = segments.join("/");
-        if slash {
-            key.push('/');
-        }
-        key
-    })
-}
-
-/// A literal `s3://BUCKET[/KEY]`: bare buckets, `BUCKET/`, and keys of shared segments.
-fn literal_prefix() -> impl Strategy<Value = String> {
-    let key = prop_oneof![1 => Just(None), 1 => Just(Some(String::new())), 6 => key().prop_map(Some)];
-    (select(SCHEMES), select(BUCKETS), key).prop_map(|(scheme, bucket, key)| match key {
-        None => format!("{scheme}://{bucket}"),
-        Some(key) => format!("{scheme}://{bucket}/{key}"),
-    })
-}
-
-/// A literal prefix with one character after `://` turned into `*` or `?`.
-fn mutated_prefix_glob() -> impl Strategy<Value = String> {
-    (literal_prefix(), any::<Index>(), select(&["*", "?"][..])).prop_map(|(prefix, at, glob)| {
-        let start = prefix.find("://").map_or(0, |i| i + 3);
-        let at = start + at.index(prefix.len() - start);
-        let mut out = prefix;
-        out.replace_range(at..=at, glob);
-        out
-    })
-}
-
-fn one_of(pool: &'static [&'static str]) -> impl Strategy<Value = String> {
-    select(pool).prop_map(str::to_owned)
-}
-
-fn identifier(kind: IdentifierType) -> BoxedStrategy<String> {
-    match kind {
-        IdentifierType::User => prop_oneof![10 => one_of(USERS), 1 => one_of(USER_GLOBS)].boxed(),
-        IdentifierType::Group => prop_oneof![10 => one_of(GROUPS), 1 => one_of(GROUP_GLOBS)].boxed(),
-        IdentifierType::Prefix => {
-            prop_oneof![12 => literal_prefix(), 1 => one_of(PREFIX_GLOBS), 1 => mutated_prefix_glob()].boxed()
-        }
-    }
-}
-
 fn mapping() -> impl Strategy<Value = MappingSpec> {
-    let kind = prop_oneof![
-        Just(IdentifierType::User),
-        Just(IdentifierType::Group),
-        Just(IdentifierType::Prefix),
-        Just(IdentifierType::Prefix),
-    ];
-    kind.prop_flat_map(|kind| {
-        (0..6u8, prop::collection::vec(identifier(kind), 1..=5), prop::option::weighted(0.15, any::<Index>())).prop_map(
-            move |(role, mut identifiers, duplicate)| {
-                if let Some(i) = duplicate {
-                    identifiers.push(i.get(&identifiers).clone());
-                }
-                MappingSpec { kind, role, identifiers }
-            },
-        )
+    kind().prop_flat_map(|kind| {
+        (0..6u8, pools().identifiers(kind)).prop_map(move |(role, identifiers)| MappingSpec { kind, role, identifiers })
     })
 }
 
@@ -280,12 +237,15 @@ enum PathChoice {
 }
 
 fn path_choice() -> impl Strategy<Value = PathChoice> {
-    let random =
-        (select(SCHEMES), select(&["b", "ba", "bar", "barn", "bart", "c"][..]), prop::option::weighted(0.8, key()))
-            .prop_map(|(scheme, bucket, key)| match key {
-                None => PathChoice::Random(format!("{scheme}://{bucket}")),
-                Some(key) => PathChoice::Random(format!("{scheme}://{bucket}/{key}")),
-            });
+    let random = (
+        select(pools().schemes),
+        select(&["b", "ba", "bar", "barn", "bart", "c"][..]),
+        prop::option::weighted(0.8, pools().key()),
+    )
+        .prop_map(|(scheme, bucket, key)| match key {
+            None => PathChoice::Random(format!("{scheme}://{bucket}")),
+            Some(key) => PathChoice::Random(format!("{scheme}://{bucket}/{key}")),
+        });
     prop_oneof![
         5 => (any::<Index>(), prop::collection::vec(mutation(), 0..=2))
             .prop_map(|(which, mutations)| PathChoice::FromConfig { which, mutations }),
@@ -313,29 +273,7 @@ fn request() -> impl Strategy<Value = RequestSpec> {
 /// Replaces glob syntax by text it matches: `*` by nothing, `r` or `a/x`, `?` by `r` or `a`, a class by one
 /// of its characters, an alternation by one of its branches (`seed` picks).
 fn instantiate(text: &str, seed: u8) -> String {
-    let mut out = String::new();
-    let mut chars = text.chars();
-    let mut n = usize::from(seed);
-    while let Some(c) = chars.next() {
-        n = n.wrapping_mul(7).wrapping_add(3);
-        match c {
-            '*' => out.push_str(["", "r", "a/x"][n % 3]),
-            '?' => out.push(['r', 'a'][n % 2]),
-            '[' | '{' => {
-                let close = if c == '[' { ']' } else { '}' };
-                let body: String = chars.by_ref().take_while(|&d| d != close).collect();
-                if c == '[' {
-                    let options: Vec<char> = body.chars().filter(|&d| d != '-').collect();
-                    out.extend(options.get(n % options.len().max(1)));
-                } else {
-                    let options: Vec<&str> = body.split(',').collect();
-                    out.push_str(options[n % options.len()]);
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out
+    generators::instantiate(text, usize::from(seed), &["", "r", "a/x"], &['r', 'a'])
 }
 
 fn flip_case_at(text: &str, at: usize) -> String {

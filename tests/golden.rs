@@ -5,8 +5,10 @@
 //! After an intended change of output, regenerate the files with
 //! `UPDATE_GOLDEN=1 cargo test --test golden` and review the diff before committing it.
 
+mod support;
+
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use support::cli::run;
 
 const R: &str = "arn:aws:iam::123456789012:role";
 
@@ -92,14 +94,6 @@ fn cases() -> Vec<Case> {
             ],
         ),
     ]
-}
-
-fn run(args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_emrfs-rolemap"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the binary runs")
 }
 
 fn golden_path(name: &str, extension: &str) -> PathBuf {

@@ -2,13 +2,16 @@
 //! a million identifiers, a 1 MB key, a user in 10,000 groups) get their exact outcome, from the
 //! library and from the built binary, which must exit 0, 1 or 2 with a message — never panic.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use emrfs_rolemap::config::MAX_DOCUMENT_BYTES;
 use emrfs_rolemap::{
     Request, ResolverBuilder, ResolverOptions, S3Path, S3PathError, SecurityConfiguration, Severity, check,
 };
+use support::cli;
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
@@ -85,11 +88,7 @@ fn every_corpus_file_has_its_exact_outcome() {
 }
 
 fn binary(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_emrfs-rolemap"))
-        .args(args)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .expect("the binary runs")
+    cli::command(args).env("AWS_EC2_METADATA_DISABLED", "true").output().expect("the binary runs")
 }
 
 fn assert_clean_exit(output: &Output, what: &str) -> i32 {

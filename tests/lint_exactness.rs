@@ -17,6 +17,8 @@
 //! them) and copy identifiers into later mappings, so that shadowing is frequent
 //! (`generated_configurations_shadow_often` proves it).
 
+mod support;
+
 use std::collections::BTreeSet;
 
 use emrfs_rolemap::{
@@ -27,31 +29,43 @@ use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{FileFailurePersistence, TestRunner};
+use support::generators::{self, Pools, kind};
 
 // ---------------------------------------------------------------------------------------------------
 // Configurations
 
-const USERS: &[&str] = &["u0", "u1", "u2", "U1", "u1x", "g0"];
-const USER_GLOBS: &[&str] = &["u*", "u?", "[ab]*", "u[0-2]", "{u1,u4}", "*", "u1*"];
-const GROUPS: &[&str] = &["g0", "g1", "g2", "G1", "g1x", "u0"];
-const GROUP_GLOBS: &[&str] = &["g?", "g*", "[ab]*", "g[1-3]", "{g1,u1}", "*", "g1*"];
-const BUCKETS: &[&str] = &["b", "ba", "bar"];
-const SEGMENTS: &[&str] = &["a", "ab", "abc", "x", ""];
-const SCHEMES: &[&str] = &["s3", "s3", "s3a", "S3A"];
-const PREFIX_GLOBS: &[&str] = &[
-    "s3://ba*/a",
-    "s3://b/{a,x}/",
-    "s3://ba?",
-    "s3://bar/a*",
-    "s3://bar/*",
-    "s3://b*",
-    "s3://bar/a?",
-    "s3://bar/a?/",
-    "s3a://ba[rn]/ab",
-    "s3://b/a/*",
-    "s3://b/ab*",
-    "s3://b?/a/",
-];
+/// Alphabets where identifiers collide, with more globs than `equivalence` has, so that shadowing is
+/// frequent.
+fn pools() -> Pools<prop::bool::Any> {
+    Pools {
+        users: &["u0", "u1", "u2", "U1", "u1x", "g0"],
+        user_globs: &["u*", "u?", "[ab]*", "u[0-2]", "{u1,u4}", "*", "u1*"],
+        groups: &["g0", "g1", "g2", "G1", "g1x", "u0"],
+        group_globs: &["g?", "g*", "[ab]*", "g[1-3]", "{g1,u1}", "*", "g1*"],
+        schemes: &["s3", "s3", "s3a", "S3A"],
+        buckets: &["b", "ba", "bar"],
+        segments: &["a", "ab", "abc", "x", ""],
+        prefix_globs: &[
+            "s3://ba*/a",
+            "s3://b/{a,x}/",
+            "s3://ba?",
+            "s3://bar/a*",
+            "s3://bar/*",
+            "s3://b*",
+            "s3://bar/a?",
+            "s3://bar/a?/",
+            "s3a://ba[rn]/ab",
+            "s3://b/a/*",
+            "s3://b/ab*",
+            "s3://b?/a/",
+        ],
+        trailing_slash: prop::bool::ANY,
+        keyed_prefix_weight: 5,
+        literal_name_weight: 6,
+        literal_prefix_weight: 8,
+        max_identifiers: 4,
+    }
+}
 
 #[derive(Debug, Clone)]
 struct MappingSpec {
@@ -59,63 +73,9 @@ struct MappingSpec {
     identifiers: Vec<String>,
 }
 
-fn literal_prefix() -> impl Strategy<Value = String> {
-    let key = (prop::collection::vec(select(SEGMENTS), 1..=3), any::<bool>()).prop_map(|(segments, slash)| {
-        let mut key = segments.join("/");
-        if slash {
-            key.push('/');
-        }
-        key
-    });
-    let key = prop_oneof![1 => Just(None), 1 => Just(Some(String::new())), 5 => key.prop_map(Some)];
-    (select(SCHEMES), select(BUCKETS), key).prop_map(|(scheme, bucket, key)| match key {
-        None => format!("{scheme}://{bucket}"),
-        Some(key) => format!("{scheme}://{bucket}/{key}"),
-    })
-}
-
-/// A literal prefix with one character after `://` turned into `*` or `?`.
-fn mutated_prefix_glob() -> impl Strategy<Value = String> {
-    (literal_prefix(), any::<Index>(), select(&["*", "?"][..])).prop_map(|(prefix, at, glob)| {
-        let start = prefix.find("://").map_or(0, |i| i + 3);
-        let at = start + at.index(prefix.len() - start);
-        let mut out = prefix;
-        out.replace_range(at..=at, glob);
-        out
-    })
-}
-
-fn one_of(pool: &'static [&'static str]) -> impl Strategy<Value = String> {
-    select(pool).prop_map(str::to_owned)
-}
-
-fn identifier(kind: IdentifierType) -> BoxedStrategy<String> {
-    match kind {
-        IdentifierType::User => prop_oneof![6 => one_of(USERS), 1 => one_of(USER_GLOBS)].boxed(),
-        IdentifierType::Group => prop_oneof![6 => one_of(GROUPS), 1 => one_of(GROUP_GLOBS)].boxed(),
-        IdentifierType::Prefix => {
-            prop_oneof![8 => literal_prefix(), 1 => one_of(PREFIX_GLOBS), 1 => mutated_prefix_glob()].boxed()
-        }
-    }
-}
-
 fn mapping() -> impl Strategy<Value = MappingSpec> {
-    let kind = prop_oneof![
-        Just(IdentifierType::User),
-        Just(IdentifierType::Group),
-        Just(IdentifierType::Prefix),
-        Just(IdentifierType::Prefix),
-    ];
-    kind.prop_flat_map(|kind| {
-        (prop::collection::vec(identifier(kind), 1..=4), prop::option::weighted(0.15, any::<Index>())).prop_map(
-            move |(mut identifiers, duplicate)| {
-                if let Some(i) = duplicate {
-                    identifiers.push(i.get(&identifiers).clone());
-                }
-                MappingSpec { kind, identifiers }
-            },
-        )
-    })
+    kind()
+        .prop_flat_map(|kind| pools().identifiers(kind).prop_map(move |identifiers| MappingSpec { kind, identifiers }))
 }
 
 /// Mappings, with identifiers copied into later mappings of the same type (exact shadowing), and
@@ -165,7 +125,7 @@ struct Noise {
 
 fn noise() -> impl Strategy<Value = Noise> {
     let names = &["u0", "u1", "U1", "g0", "g1", "nobody", "a"][..];
-    let path = (select(SCHEMES), select(&["b", "ba", "bar", "barn", "c"][..]), select(SEGMENTS))
+    let path = (select(pools().schemes), select(&["b", "ba", "bar", "barn", "c"][..]), select(pools().segments))
         .prop_map(|(s, b, k)| format!("{s}://{b}/{k}"));
     (
         prop::option::weighted(0.5, select(names)),
@@ -201,29 +161,7 @@ impl RequestText {
 /// Replaces glob syntax by text it may match: `*` by nothing, `r`, `a` or `a/x`, `?` by `r`, `a` or
 /// `/`, a class by one of its characters, an alternation by one of its branches (`seed` picks).
 fn instantiate(text: &str, seed: usize) -> String {
-    let mut out = String::new();
-    let mut chars = text.chars();
-    let mut n = seed;
-    while let Some(c) = chars.next() {
-        n = n.wrapping_mul(7).wrapping_add(3);
-        match c {
-            '*' => out.push_str(["", "r", "a", "a/x"][n % 4]),
-            '?' => out.push(['r', 'a', '/'][n % 3]),
-            '[' | '{' => {
-                let close = if c == '[' { ']' } else { '}' };
-                let body: String = chars.by_ref().take_while(|&d| d != close).collect();
-                if c == '[' {
-                    let options: Vec<char> = body.chars().filter(|&d| d != '-').collect();
-                    out.extend(options.get(n % options.len().max(1)));
-                } else {
-                    let options: Vec<&str> = body.split(',').collect();
-                    out.push_str(options[n % options.len()]);
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out
+    generators::instantiate(text, seed, &["", "r", "a", "a/x"], &['r', 'a', '/'])
 }
 
 /// Requests built to hit an identifier: for names, the name (and instantiations of its glob syntax);

@@ -2,22 +2,17 @@
 //! exactly the expected statements, `Sid`s, actions, principals, resources and conditions, from the
 //! library and from `emrfs-rolemap policy`; bad input is refused; `check --instance-profile`.
 
-use std::process::{Command, Output};
+mod support;
+
+use std::process::Output;
 
 use emrfs_rolemap::policy::{self, ClusterRoles, PolicyDocument, PolicyError};
 use emrfs_rolemap::{RoleArn, SecurityConfiguration};
 use serde_json::{Value, json};
+use support::cli::run;
 
 const MULTI: &str = "examples/configs/multi-team.json";
 const INSTANCE_PROFILE_ROLE: &str = "arn:aws:iam::111122223333:role/EMR_EC2_DefaultRole";
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_emrfs-rolemap"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the binary runs")
-}
 
 fn json_stdout(output: &Output) -> Value {
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));

@@ -1,8 +1,11 @@
-//! Support shared by the test binaries that talk to an STS emulator (`mod support;`).
+//! Support shared by the test binaries (`mod support;`): the binary run as a user runs it, the STS
+//! emulator, the served binary, and the generators of the property tests.
 
 // Each test binary uses a different part of the harness.
 #![allow(dead_code)]
 
+pub mod cli;
+pub mod generators;
 pub mod moto;
 #[cfg(feature = "server")]
 pub mod server;
