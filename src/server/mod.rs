@@ -52,7 +52,7 @@ pub struct ServerOptions {
     pub body_timeout: Duration,
     /// How long a request may take in all (STS included); then 504. Default 30 s.
     pub request_timeout: Duration,
-    /// Connections served at once; more wait in the listen backlog. Default 1024.
+    /// Connections served at once (0 counts as 1); more wait in the listen backlog. Default 1024.
     pub max_connections: usize,
     /// How long shutdown waits for requests in flight. Default 30 s.
     pub drain_timeout: Duration,

@@ -57,20 +57,20 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
     body_limit: usize,
     /// Seconds a client may take to send a request head (also the keep-alive idle time).
-    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_positive_seconds)]
     header_timeout: Duration,
     /// Seconds a client may take to send a request body; then 408.
-    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_positive_seconds)]
     body_timeout: Duration,
     /// Seconds a request may take in all, STS included; then 504.
-    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_positive_seconds)]
     request_timeout: Duration,
     /// Seconds to wait for requests in flight after SIGTERM.
     #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
     drain_timeout: Duration,
     /// Connections served at once.
-    #[arg(long, value_name = "N", default_value_t = 1024)]
-    max_connections: usize,
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
     /// Seconds between checks of the configuration file for changes; 0 reloads on SIGHUP only.
     #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = parse_seconds)]
     watch_interval: Duration,
@@ -89,6 +89,13 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 86_400.0)
         .map(Duration::from_secs_f64)
         .ok_or_else(|| format!("`{text}` is not a number of seconds between 0 and 86400"))
+}
+
+fn parse_positive_seconds(text: &str) -> Result<Duration, String> {
+    parse_seconds(text)
+        .ok()
+        .filter(|d| d.as_millis() >= 1)
+        .ok_or_else(|| format!("`{text}` is not a number of seconds between 0.001 and 86400"))
 }
 
 /// Checks everything the user can get wrong, loads the configuration, then serves until SIGTERM.
@@ -121,7 +128,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Unusable> {
         header_timeout: args.header_timeout,
         body_timeout: args.body_timeout,
         request_timeout: args.request_timeout,
-        max_connections: args.max_connections,
+        max_connections: args.max_connections as usize,
         drain_timeout: args.drain_timeout,
         watch_interval: Some(args.watch_interval).filter(|i| !i.is_zero()),
         allowed_uids: args.allow_uid.clone(),
