@@ -374,14 +374,11 @@ fn curl_as(uid: u32, served: &Served, body: &str) -> (u16, Value) {
 
 /// What `resolve` of the CLI says for a principal: the oracle for answers from OS groups.
 fn cli_resolve(user: &str, groups: &[String], path: &str) -> Value {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_emrfs-rolemap"));
-    command.args(["resolve", "--config", "-", "--format", "json", "--user", user, "--path", path]);
+    let mut args = vec!["resolve", "--config", "-", "--format", "json", "--user", user, "--path", path];
     for group in groups {
-        command.args(["--group", group]);
+        args.extend(["--group", group]);
     }
-    let mut child = command.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(CONFIG.as_bytes()).unwrap();
-    serde_json::from_slice(&child.wait_with_output().unwrap().stdout).unwrap()
+    serde_json::from_slice(&support::cli::run_with_input(&args, CONFIG).stdout).unwrap()
 }
 
 fn without_principal(mut answer: Value) -> Value {

@@ -21,6 +21,15 @@ pub use arn::{RoleArn, RoleArnError};
 /// number of mappings and identifiers by the size.
 pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;
 
+/// Reads a document from `reader`, but never more than one byte past [`MAX_DOCUMENT_BYTES`]: a larger
+/// document is then refused by validation (`document-too-large`) without being read whole.
+pub fn read_document(reader: impl std::io::Read) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    reader.take(MAX_DOCUMENT_BYTES as u64 + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// Which of the accepted document shapes a configuration was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum InputForm {

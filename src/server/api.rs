@@ -290,7 +290,7 @@ async fn credentials<S: CredentialSource>(
 ) -> Result<Response<Body>, ApiError> {
     let prepared = generation.resolver().prepare(principal.user.as_deref(), &principal.groups);
     let user = principal.user.as_deref().unwrap_or("");
-    let location = path.map(|p| format!("s3://{}/{}", p.bucket(), p.key())).unwrap_or_default();
+    let location = path.map(ToString::to_string).unwrap_or_default();
     let access = match app.broker.access(&prepared, principal.user.as_deref(), path).await {
         Ok(access) => access,
         Err(error) => {

@@ -82,12 +82,12 @@ impl BearerToken {
 
     /// Reads the token from the first line of `path` (a trailing newline is ignored).
     pub fn from_file(path: &Path) -> Result<Self, TokenError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| TokenError::Read { path: path.display().to_string(), source })?;
-        let token = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
-        let token = zeroize::Zeroizing::new(token.to_owned());
-        drop(zeroize::Zeroizing::new(text));
-        BearerToken::new(&token).map_err(|reason| TokenError::Unusable { path: path.display().to_string(), reason })
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|source| TokenError::Read { path: path.display().to_string(), source })?,
+        );
+        let token = text.strip_suffix('\n').map_or(text.as_str(), |t| t.strip_suffix('\r').unwrap_or(t));
+        BearerToken::new(token).map_err(|reason| TokenError::Unusable { path: path.display().to_string(), reason })
     }
 
     /// Whether an `Authorization` header value carries this token. The comparison runs over the whole

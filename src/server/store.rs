@@ -3,7 +3,6 @@
 //! to end, so it is answered wholly by one configuration.
 
 use std::hash::{Hash, Hasher};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,7 +10,7 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 
-use crate::config::MAX_DOCUMENT_BYTES;
+use crate::config::read_document;
 use crate::{Diagnostic, Resolver, ResolverBuilder, ResolverOptions, SecurityConfiguration};
 
 /// One loaded configuration: its number, the compiled resolver and what it was made from.
@@ -240,16 +239,11 @@ impl ConfigStore {
     }
 }
 
-/// Reads the file, but never more than one byte past the largest accepted document.
+/// Reads the file, within the document size limit.
 fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
-    let error = |e: std::io::Error| LoadError::Read { path: path.display().to_string(), message: e.to_string() };
-    let mut bytes = Vec::new();
     std::fs::File::open(path)
-        .map_err(error)?
-        .take(MAX_DOCUMENT_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(error)?;
-    Ok(bytes)
+        .and_then(read_document)
+        .map_err(|e| LoadError::Read { path: path.display().to_string(), message: e.to_string() })
 }
 
 fn compile(path: &Path, options: &ResolverOptions, bytes: &[u8], number: u64) -> Result<Generation, LoadError> {

@@ -267,10 +267,7 @@ fn open(file: &str) -> Result<Box<dyn BufRead>, Unusable> {
 /// Reads a configuration, but never more than one byte past the largest accepted document, so that a
 /// huge file is rejected (by `check`) without being read into memory.
 fn read_config_bytes(file: &str) -> Result<Vec<u8>, Unusable> {
-    let limit = emrfs_rolemap::config::MAX_DOCUMENT_BYTES as u64 + 1;
-    let mut bytes = Vec::new();
-    open(file)?.take(limit).read_to_end(&mut bytes).map_err(|e| Unusable(format!("cannot read `{file}`: {e}")))?;
-    Ok(bytes)
+    emrfs_rolemap::config::read_document(open(file)?).map_err(|e| Unusable(format!("cannot read `{file}`: {e}")))
 }
 
 fn read_input(file: &str) -> Result<String, Unusable> {
