@@ -140,7 +140,7 @@ impl Metrics {
         }
 
         let generation = store.current();
-        let simple: [(&str, &str, &str, u64); 15] = [
+        let simple: [(&str, &str, &str, u64); 14] = [
             ("connections_open", "gauge", "Connections open now.", load(&self.connections_open)),
             ("connections_total", "counter", "Connections accepted.", load(&self.connections_total)),
             (
@@ -180,16 +180,13 @@ impl Metrics {
             ),
             ("credential_cache_evictions_total", "counter", "Entries evicted by the size bound.", cache.evictions),
             ("credential_cache_entries", "gauge", "Entries in the credential cache.", cache.entries),
-            ("build_info", "gauge", "Always 1; the version is in the label.", 1),
         ];
         for (name, kind, help, value) in simple {
             header(&mut out, name, kind, help);
-            if name == "build_info" {
-                let _ = writeln!(out, "emrfs_rolemap_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
-            } else {
-                let _ = writeln!(out, "emrfs_rolemap_{name} {value}");
-            }
+            let _ = writeln!(out, "emrfs_rolemap_{name} {value}");
         }
+        header(&mut out, "build_info", "gauge", "Always 1; the version is in the label.");
+        let _ = writeln!(out, "emrfs_rolemap_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
 
         header(&mut out, "sts_errors_total", "counter", "Credential source errors, by kind.");
         for (kind, n) in &cache.errors {
