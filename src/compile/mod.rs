@@ -21,7 +21,7 @@ use crate::config::{IdentifierType, RoleArn, SecurityConfiguration};
 use crate::reference::ReferenceResolver;
 use crate::resolve::{Explanation, MappingMatch, Request, Resolution};
 use crate::s3path::S3Path;
-use trie::{NO_RANK, PrefixTrie};
+use trie::{NO_RANK, PathTrie};
 
 /// How a literal `Prefix` identifier matches a key (SEMANTICS §3).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -174,7 +174,7 @@ impl ResolverBuilder {
                 }
             }
         }
-        let prefixes = PrefixTrie::build(prefixes.iter().map(|(s, r)| (s.as_bytes(), *r)));
+        let prefixes = PathTrie::build(prefixes.iter().map(|(s, r)| (s.as_bytes(), *r)));
         Ok(Resolver {
             inner: Arc::new(Compiled {
                 reference,
@@ -307,7 +307,7 @@ struct Compiled {
     ranks: Vec<IdentifierRef>,
     users: NameIndex,
     groups: NameIndex,
-    prefixes: PrefixTrie,
+    prefixes: PathTrie,
     user_globs: Option<GlobIndex>,
     group_globs: Option<GlobIndex>,
     prefix_globs: Option<GlobIndex>,
@@ -380,8 +380,9 @@ impl Resolver {
         let Some(path) = path else { return best };
         let c = &self.inner;
         let segment = self.options().prefix_match == PrefixMatch::Segment;
+        let bucket_len = path.bucket().len();
         glob::with_bucket_slash_key(path, |s| {
-            let best = c.prefixes.best_rank(s.as_bytes(), best, segment);
+            let best = c.prefixes.best_rank(s.as_bytes(), bucket_len, best, segment);
             glob_rank(&c.prefix_globs, s, best)
         })
     }
