@@ -97,6 +97,11 @@ impl<'a> S3Path<'a> {
         self.rest.get(self.bucket_len + 1..).unwrap_or("")
     }
 
+    /// The bucket's length in bytes, where the `/` of `BUCKET/KEY` is.
+    pub(crate) fn bucket_len(&self) -> usize {
+        self.bucket_len
+    }
+
     /// `BUCKET/KEY` when the text has the `/` after the bucket, `None` for a bare `s3://bucket`.
     ///
     /// Glob identifiers match against `BUCKET/KEY`; a bare bucket stands for `BUCKET/`.

@@ -380,7 +380,7 @@ impl Resolver {
         let Some(path) = path else { return best };
         let c = &self.inner;
         let segment = self.options().prefix_match == PrefixMatch::Segment;
-        let bucket_len = path.bucket().len();
+        let bucket_len = path.bucket_len();
         glob::with_bucket_slash_key(path, |s| {
             let best = c.prefixes.best_rank(s.as_bytes(), bucket_len, best, segment);
             glob_rank(&c.prefix_globs, s, best)

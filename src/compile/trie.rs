@@ -19,11 +19,28 @@
 /// The rank of "no identifier": larger than every real rank.
 pub(crate) const NO_RANK: u32 = u32::MAX;
 
+/// The flag of [`Node::child_count`] saying that the children's first bytes are consecutive (as
+/// where numbered names branch digit by digit), from the byte in the top 8 bits: the child for byte
+/// `b` is the one at `b - that byte`, found without a scan and without reading the children.
+const CONSECUTIVE: u32 = 1 << 23;
+
+/// The bits of [`Node::child_count`] that hold the count (more than any input can make: the
+/// document limit allows far fewer identifiers).
+const COUNT_MASK: u32 = CONSECUTIVE - 1;
+
+impl Node {
+    /// The number of children.
+    fn children(&self) -> u32 {
+        self.child_count & COUNT_MASK
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Node {
     label_start: u32,
     label_len: u32,
     first_child: u32,
+    /// The number of children, with [`CONSECUTIVE`] set when their first bytes are consecutive.
     child_count: u32,
     /// The smallest rank of the identifiers whose string ends exactly here, or [`NO_RANK`].
     rank: u32,
@@ -79,8 +96,10 @@ impl PrefixTrie {
                 pending.push((lo..group_end, 0, bucket.len()));
                 lo = group_end;
             }
+            let (mut low, mut high) = (u8::MAX, 0u8);
             while lo < hi {
                 let byte = entries[lo].0[end];
+                (low, high) = (low.min(byte), high.max(byte));
                 let group_end = lo + entries[lo..hi].partition_point(|(string, _)| string[end] == byte);
                 let (first, last) = (entries[lo].0, entries[group_end - 1].0);
                 let common =
@@ -93,7 +112,12 @@ impl PrefixTrie {
                 label_start: to_u32(trie.labels.len()),
                 label_len: to_u32(label.len()),
                 first_child: to_u32(first_child),
-                child_count: to_u32(pending.len() - first_child),
+                child_count: match to_u32(pending.len() - first_child).min(COUNT_MASK) {
+                    count if count >= 2 && !(bucket_root && end == 0) && u32::from(high - low) + 1 == count => {
+                        count | CONSECUTIVE | u32::from(low) << 24
+                    }
+                    count => count,
+                },
                 rank,
                 subtree_rank: rank,
             });
@@ -101,7 +125,7 @@ impl PrefixTrie {
             trie.labels.extend_from_slice(label);
         }
         for i in (0..trie.nodes.len()).rev() {
-            let Node { first_child, child_count, .. } = trie.nodes[i];
+            let (first_child, child_count) = (trie.nodes[i].first_child, trie.nodes[i].children());
             let below = (first_child..first_child + child_count)
                 .map(|c| trie.nodes[c as usize].subtree_rank)
                 .min()
@@ -144,15 +168,17 @@ impl PrefixTrie {
             }
             let Some(&next) = request.get(pos) else { return best };
             let first = node.first_child as usize;
-            let children = &self.first_bytes[first..first + node.child_count as usize];
-            // Children are sorted by distinct first bytes, so where they are consecutive (digits, as
-            // numbered names branch) the child is at `next - first byte`: try that slot, then scan.
-            let guess = usize::from(next.wrapping_sub(children.first().copied().unwrap_or(0)));
-            let Some(i) = (children.get(guess) == Some(&next))
-                .then_some(guess)
-                .or_else(|| children.iter().position(|&b| b == next))
-            else {
-                return best;
+            let count = node.children() as usize;
+            let i = if node.child_count & CONSECUTIVE != 0 {
+                let i = usize::from(next.wrapping_sub((node.child_count >> 24) as u8));
+                if i >= count {
+                    return best;
+                }
+                i
+            } else {
+                let children = &self.first_bytes[first..first + count];
+                let Some(i) = children.iter().position(|&b| b == next) else { return best };
+                i
             };
             let child = &self.nodes[first + i];
             let label = &self.labels[child.label_start as usize..(child.label_start + child.label_len) as usize];
@@ -178,36 +204,67 @@ impl PrefixTrie {
     }
 }
 
-/// A [`PrefixTrie`] over `BUCKET/KEY` strings whose first level is a hash table of buckets.
+/// A [`PrefixTrie`] over `BUCKET/KEY` strings whose first level, when there are many buckets, is a
+/// hash table of buckets.
 ///
 /// A request's bucket is known before the walk starts, and a bucket either matches exactly or not
 /// at all, so one hash probe replaces the byte-by-byte levels that would tell hundreds of similar
-/// bucket names apart; the walk then starts at the bucket's node, right after its `/`.
+/// bucket names apart; the walk then starts at the bucket's node, right after its `/`. With few
+/// buckets those levels are few and cheaper than hashing, so the plain trie serves.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PathTrie {
     trie: PrefixTrie,
     /// The buckets (the root's children) by hash of their `BUCKET/` label: open addressing with linear
     /// probing, at most half full; a slot holds the hash's high 32 bits and the node index plus one
-    /// (zero: empty), so that a probe reads one word before it compares a label.
+    /// (zero: empty), so that a probe reads one word before it compares a label. Empty when there
+    /// are fewer than [`BUCKET_TABLE_MIN`] buckets.
     slots: Box<[u64]>,
+    /// Bit `b` set when a bucket starts with byte `b`: most requests for a bucket that no identifier
+    /// names are turned away before any hashing.
+    first_bytes: [u64; 4],
+    /// Bit `n` set when a `BUCKET/` label is `n` bytes long (bit 63: 63 or more).
+    lengths: u64,
 }
+
+/// The number of buckets from which [`PathTrie`] finds them by hashing.
+const BUCKET_TABLE_MIN: usize = 32;
 
 impl PathTrie {
     /// Builds the trie from `(BUCKET/KEY, rank)` pairs; every string holds the `/` after its bucket.
     pub(crate) fn build<'s>(entries: impl IntoIterator<Item = (&'s [u8], u32)>) -> PathTrie {
+        let mut entries: Vec<(&[u8], u32)> = entries.into_iter().collect();
+        entries.sort_unstable();
+        let bucket_of = |string: &'s [u8]| string.split(|&b| b == b'/').next().unwrap_or_default();
+        let mut bucket_count = 0;
+        let mut previous: Option<&[u8]> = None;
+        for (string, _) in &entries {
+            let bucket = bucket_of(string);
+            if previous != Some(bucket) {
+                bucket_count += 1;
+                previous = Some(bucket);
+            }
+        }
+        if bucket_count < BUCKET_TABLE_MIN {
+            return PathTrie { trie: PrefixTrie::build_nodes(entries, false), ..PathTrie::default() };
+        }
         let trie = PrefixTrie::build_nodes(entries, true);
-        let buckets = trie.nodes.first().map_or(0..0, |root| root.first_child..root.first_child + root.child_count);
-        let mut slots = vec![0u64; (buckets.len() * 2).next_power_of_two().max(8)].into_boxed_slice();
+        let buckets = trie.nodes.first().map_or(0..0, |root| root.first_child..root.first_child + root.children());
+        let mut slots = vec![0u64; (buckets.len() * 2).next_power_of_two()].into_boxed_slice();
+        let (mut first_bytes, mut lengths) = ([0u64; 4], 0u64);
         let mask = slots.len() - 1;
         for index in buckets {
-            let hash = bucket_hash(trie.label(index));
+            let label = trie.label(index);
+            let hash = bucket_hash(label);
             let mut at = hash as usize & mask;
             while slots[at] != 0 {
                 at = (at + 1) & mask;
             }
             slots[at] = (hash & !0xFFFF_FFFF) | u64::from(index + 1);
+            let first = label.first().copied().unwrap_or(0);
+            first_bytes[usize::from(first >> 6)] |= 1 << (first & 63);
+            lengths |= 1 << label.len().min(63);
         }
-        PathTrie { trie, slots }
+        PathTrie { trie, slots, first_bytes, lengths }
     }
 
     /// The node of `bucket` (a `BUCKET/` label), if a stored string has it.
@@ -242,9 +299,20 @@ impl PathTrie {
             Some(root) if root.subtree_rank < best => {}
             _ => return best,
         }
-        let Some(bucket) = request.get(..=bucket_len) else { return best };
-        let Some(index) = self.bucket_node(bucket) else { return best };
-        self.trie.walk(index, bucket.len(), request, best, segment)
+        let (start, pos) = if self.slots.is_empty() {
+            (0, 0)
+        } else {
+            let Some(bucket) = request.get(..=bucket_len) else { return best };
+            let first = bucket[0];
+            if self.first_bytes[usize::from(first >> 6)] & 1 << (first & 63) == 0
+                || self.lengths & 1 << bucket.len().min(63) == 0
+            {
+                return best;
+            }
+            let Some(index) = self.bucket_node(bucket) else { return best };
+            (index, bucket.len())
+        };
+        self.trie.walk(start, pos, request, best, segment)
     }
 
     /// The heap memory the trie and its bucket table hold, in bytes.
@@ -393,6 +461,13 @@ mod tests {
     /// by digit (consecutive children, with and without gaps) and for those that do not.
     #[test]
     fn the_path_trie_answers_as_the_plain_trie() {
+        // Fewer buckets than make a bucket table, and more.
+        for buckets in [BUCKET_TABLE_MIN / 4, BUCKET_TABLE_MIN + 8] {
+            path_trie_answers_as_the_plain_trie(buckets);
+        }
+    }
+
+    fn path_trie_answers_as_the_plain_trie(buckets: usize) {
         let mut rng = crate::synth::SplitMix64::new(11);
         let word = |rng: &mut crate::synth::SplitMix64| -> String {
             match rng.below(4) {
@@ -404,7 +479,7 @@ mod tests {
         };
         let mut entries = Vec::new();
         for rank in 0..4000u32 {
-            let mut s = format!("bk{}/", rng.below(40));
+            let mut s = format!("bk{}/", rng.below(buckets));
             for _ in 0..rng.below(4) {
                 s.push_str(&word(&mut rng));
                 if rng.below(3) > 0 {
@@ -415,8 +490,13 @@ mod tests {
         }
         let plain = PrefixTrie::build(entries.iter().map(|(s, r)| (s.as_bytes(), *r)));
         let path = path_trie(&entries);
+        assert_eq!(
+            path.slots.is_empty(),
+            buckets < BUCKET_TABLE_MIN,
+            "the bucket table is built from {BUCKET_TABLE_MIN} buckets"
+        );
         for _ in 0..5_000 {
-            let mut request = format!("bk{}/", rng.below(45));
+            let mut request = format!("bk{}/", rng.below(buckets + 5));
             for _ in 0..rng.below(5) {
                 request.push_str(&word(&mut rng));
                 if rng.below(4) > 0 {
