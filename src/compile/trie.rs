@@ -64,15 +64,15 @@ impl PrefixTrie {
     /// the nodes are laid out breadth-first straight from those ranges, children contiguous and in
     /// byte order: no intermediate tree, no allocation per node.
     pub(crate) fn build<'s>(entries: impl IntoIterator<Item = (&'s [u8], u32)>) -> PrefixTrie {
+        let mut entries: Vec<(&[u8], u32)> = entries.into_iter().collect();
+        entries.sort_unstable();
         PrefixTrie::build_nodes(entries, false)
     }
 
     /// [`PrefixTrie::build`], except that with `bucket_root` the root's children are whole
     /// `BUCKET/` labels (everything up to and including each string's first `/`) instead of single
-    /// bytes, for [`PathTrie`] to find by hashing.
-    fn build_nodes<'s>(entries: impl IntoIterator<Item = (&'s [u8], u32)>, bucket_root: bool) -> PrefixTrie {
-        let mut entries: Vec<(&[u8], u32)> = entries.into_iter().collect();
-        entries.sort_unstable();
+    /// bytes, for [`PathTrie`] to find by hashing. `entries` must be sorted.
+    fn build_nodes(mut entries: Vec<(&[u8], u32)>, bucket_root: bool) -> PrefixTrie {
         entries.dedup_by_key(|(string, _)| *string);
         let mut trie = PrefixTrie::default();
         // Each pending node: its range of entries, and where its label starts and ends in them.
