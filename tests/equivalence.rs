@@ -542,3 +542,45 @@ fn generated_requests_mostly_hit() {
         assert!(by_prefix >= 0.2, "{mode}: only {by_prefix:.3} of the requests resolve to a Prefix mapping");
     }
 }
+
+/// The generated configurations above use a handful of buckets, while the compiled resolver finds
+/// buckets by hashing from 32 on. Configurations of the benchmark mix (50 buckets at 5,000 mappings),
+/// with deep paths under their prefixes that are cut short, moved to another bucket (existing or not)
+/// or changed in one digit, resolve as the reference scan does, in both prefix modes.
+#[test]
+fn compiled_equals_reference_with_many_buckets() {
+    use emrfs_rolemap::synth::{self, RequestKind, SplitMix64};
+    let config = SecurityConfiguration::from_json(&synth::config_json(5_000, 7)).expect("synthetic config is valid");
+    let generator = synth::RequestGenerator::new(&config);
+    let mut rng = SplitMix64::new(5);
+    let mut paths = Vec::new();
+    for _ in 0..100 {
+        let hit = generator.request(RequestKind::PrefixHit, &mut rng).path;
+        let cut = hit[..6 + rng.below(hit.len() - 5)].to_owned();
+        let bucket_end = hit[5..].find('/').map_or(hit.len(), |i| i + 5);
+        let moved = format!("s3://data-bucket-{}{}", rng.below(60), &hit[bucket_end..]);
+        let mut digit = hit.clone().into_bytes();
+        let digits: Vec<usize> = (5..digit.len()).filter(|&i| digit[i].is_ascii_digit()).collect();
+        let at = digits[rng.below(digits.len())];
+        digit[at] = b'0' + (digit[at] - b'0' + 1 + rng.below(9) as u8) % 10;
+        paths.extend([hit, cut, moved, String::from_utf8(digit).expect("ASCII")]);
+    }
+    let groups = ["unmapped-group".to_owned()];
+    let mut decided_by_prefix = 0;
+    for prefix_match in [PrefixMatch::String, PrefixMatch::Segment] {
+        let options = options(prefix_match, false);
+        let resolver = ResolverBuilder::with_options(options.clone()).build(&config).expect("builds");
+        let reference = ReferenceResolver::new(&config, &options).expect("builds");
+        let principal = resolver.prepare(Some("unmapped-user"), &groups);
+        for text in &paths {
+            let path = S3Path::parse(text).expect("valid path");
+            let request = Request { user: Some("unmapped-user"), groups: &groups, path: Some(path) };
+            let expected = reference.resolve(&request);
+            assert_eq!(principal.resolve(Some(&path)), expected, "{text} ({prefix_match:?})");
+            assert_eq!(resolver.resolve(&request), expected, "{text} ({prefix_match:?})");
+            decided_by_prefix += usize::from(expected.mapping().is_some());
+        }
+    }
+    // Not a vacuous comparison: many of the paths (every unchanged one, at least) hit a prefix.
+    assert!(decided_by_prefix >= 2 * 100, "only {decided_by_prefix} of {} resolutions hit", 2 * paths.len());
+}
