@@ -326,6 +326,11 @@ impl PathTrie {
 /// from the configuration, so the table needs speed and spread, not resistance to flooding.
 #[inline]
 fn bucket_hash(bytes: &[u8]) -> u64 {
+    #[cfg(test)]
+    if tests::COLLIDING_HASH.with(std::cell::Cell::get) {
+        // Every bucket of a length in one probe run with one tag: only the label comparison decides.
+        return (bytes.len() as u64) << 40;
+    }
     const K0: u64 = 0xa076_1d64_78bd_642f;
     const K1: u64 = 0xe703_7ed1_a0b4_28db;
     const K2: u64 = 0x8ebc_6af0_9c88_c6e3;
@@ -426,8 +431,24 @@ mod tests {
         request.find('/').unwrap()
     }
 
+    thread_local! {
+        /// Makes this thread's bucket hashes collide, to test the label comparison behind the tag.
+        pub(super) static COLLIDING_HASH: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
     #[test]
     fn the_bucket_table_finds_every_bucket_and_only_those() {
+        bucket_table_finds_every_bucket_and_only_those();
+    }
+
+    #[test]
+    fn the_bucket_table_compares_labels_when_hashes_collide() {
+        COLLIDING_HASH.with(|c| c.set(true));
+        bucket_table_finds_every_bucket_and_only_those();
+        path_trie_answers_as_the_plain_trie(BUCKET_TABLE_MIN + 8);
+    }
+
+    fn bucket_table_finds_every_bucket_and_only_those() {
         // Enough buckets for long probe runs in the table, with names that differ in one byte.
         let entries: Vec<(String, u32)> = (0..3000).map(|i| (format!("bucket-{i}/k/"), i)).collect();
         let t = path_trie(&entries);
