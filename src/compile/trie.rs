@@ -227,7 +227,7 @@ pub(crate) struct PathTrie {
 }
 
 /// The number of buckets from which [`PathTrie`] finds them by hashing.
-const BUCKET_TABLE_MIN: usize = 32;
+const BUCKET_TABLE_MIN: usize = 64;
 
 impl PathTrie {
     /// Builds the trie from `(BUCKET/KEY, rank)` pairs; every string holds the `/` after its bucket.
