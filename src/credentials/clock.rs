@@ -39,13 +39,13 @@ impl Clock for SystemClock {
     }
 }
 
-/// The system's clock to the millisecond, read from a value that a background thread refreshes every
-/// [`CoarseClock::TICK`]: reading it is one atomic load instead of a system clock call. The default
+/// The system's clock in milliseconds, read from a value that a background thread refreshes every
+/// [`CoarseClock::TICK`] (10 ms): reading it is one atomic load instead of a system clock call. The default
 /// clock of [`CredentialCache::new`](super::CredentialCache::new).
 ///
 /// **Staleness.** It is never ahead of the system clock, and it lags it by at most one tick plus however
-/// long the operating system delays the ticker thread: about a millisecond on an idle machine, tens of
-/// milliseconds on an overloaded one. The cache's margins are whole seconds to minutes (credentials are
+/// long the operating system delays the ticker thread: about 10 ms on an idle machine, tens of
+/// milliseconds more on an overloaded one. The cache's margins are whole seconds to minutes (credentials are
 /// refreshed minutes before they expire and served stale only while at least `stale_min_remaining`, 60 s
 /// by default, is left), so such a lag is harmless; with a `stale_min_remaining` of zero the cache may
 /// serve credentials up to the lag past their expiry.
@@ -72,8 +72,9 @@ struct Ticker {
 static TICKER: Mutex<Weak<Ticker>> = Mutex::new(Weak::new());
 
 impl CoarseClock {
-    /// How often the ticker refreshes the time.
-    pub const TICK: Duration = Duration::from_millis(1);
+    /// How often the ticker refreshes the time: 100 wake-ups a second while any clock exists, where the
+    /// cache's margins are seconds to minutes.
+    pub const TICK: Duration = Duration::from_millis(10);
 
     /// A clock on the process's ticker, started if no other clock holds it.
     pub fn new() -> Self {
