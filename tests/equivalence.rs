@@ -18,7 +18,6 @@ use emrfs_rolemap::{
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::strategy::ValueTree;
-use proptest::test_runner::FileFailurePersistence;
 use proptest::test_runner::TestRunner;
 use support::generators::{self, Pools, kind};
 
@@ -440,11 +439,7 @@ fn case() -> impl Strategy<Value = (ConfigSpec, Vec<RequestSpec>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 2000,
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(generators::proptest_config(2000))]
 
     #[test]
     fn compiled_equals_reference_string_prefixes((spec, requests) in case()) {

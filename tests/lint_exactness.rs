@@ -28,7 +28,7 @@ use emrfs_rolemap::{
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::strategy::ValueTree;
-use proptest::test_runner::{FileFailurePersistence, TestRunner};
+use proptest::test_runner::TestRunner;
 use support::generators::{self, Pools, kind};
 
 // ---------------------------------------------------------------------------------------------------
@@ -441,11 +441,7 @@ fn case() -> impl Strategy<Value = (Vec<MappingSpec>, Vec<Noise>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 300,
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(generators::proptest_config(300))]
 
     #[test]
     fn shadowing_is_exact_in_every_mode((mappings, noise) in case()) {

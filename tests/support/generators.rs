@@ -5,6 +5,17 @@
 use emrfs_rolemap::IdentifierType;
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
+use proptest::test_runner::FileFailurePersistence;
+
+/// The configuration of a property test over generated configurations: `cases` cases, and failures
+/// persisted beside the test source (`proptest-regressions/`), so that they replay first next time.
+pub fn proptest_config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::default()
+    }
+}
 
 /// The alphabets identifiers are drawn from, and the weights of their shapes.
 #[derive(Debug, Clone, Copy)]
