@@ -175,16 +175,16 @@ async fn skip_rest_of_line(reader: &mut BufReader<OwnedReadHalf>) -> io::Result<
 /// The answer to one line: the principal while there is none yet, then a path.
 async fn answer(
     line: &str,
-    session: &mut Option<(String, PreparedPrincipal)>,
+    session: &mut Option<PreparedPrincipal>,
     resolver: &Resolver,
     broker: &Broker<StsSource>,
 ) -> Value {
-    let Some((user, principal)) = session.as_ref() else {
+    let Some(principal) = session.as_ref() else {
         return match parse_principal(line) {
             Ok((user, groups)) => {
                 let answer = json!({"user": user, "groups": groups});
                 // Once per connection: look the user and the groups up in the compiled configuration.
-                *session = Some((user.to_owned(), resolver.prepare(Some(user), &groups)));
+                *session = Some(resolver.prepare(Some(user), &groups));
                 answer
             }
             Err(error) => json!({"error": error}),
@@ -195,7 +195,7 @@ async fn answer(
         Err(error) => return json!({"error": format!("invalid path `{line}`: {error}")}),
     };
     // Per request: resolve the path for the prepared principal, then fetch (usually from the cache).
-    match broker.access(principal, Some(user), Some(&path)).await {
+    match broker.access(principal, Some(&path)).await {
         Ok(access) => json!({
             "decision": access.resolution.decision(),
             "role": access.resolution.role().map(ToString::to_string),

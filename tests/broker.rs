@@ -67,14 +67,14 @@ async fn a_mapping_decision_assumes_the_role_with_the_configured_request() {
     let (recorder, broker) = broker(settings);
     let principal = resolver.prepare(Some("alice"), &["staff", "analysts"]);
     let path = S3Path::parse("s3://lake/t/part-0").unwrap();
-    let access = broker.access(&principal, Some("alice"), Some(&path)).await.unwrap();
+    let access = broker.access(&principal, Some(&path)).await.unwrap();
     assert_eq!(access.resolution.mapping_index(), Some(1));
     assert_eq!(
         access.credentials.access_key_id(),
         "KEY analysts emrfs-alice-analysts 900 Some(\"ext-42\") Some(\"alice\")"
     );
     // The second access is a cache hit.
-    broker.access(&principal, Some("alice"), Some(&path)).await.unwrap();
+    broker.access(&principal, Some(&path)).await.unwrap();
     assert_eq!(recorder.seen.lock().unwrap().len(), 1);
 }
 
@@ -84,7 +84,7 @@ async fn a_fallback_is_served_by_the_base_credentials() {
     let (recorder, broker) = broker(AssumeRoleSettings::default());
     let principal = resolver.prepare(Some("bob"), &["staff"]);
     let path = S3Path::parse("s3://elsewhere/x").unwrap();
-    let access = broker.access(&principal, Some("bob"), Some(&path)).await.unwrap();
+    let access = broker.access(&principal, Some(&path)).await.unwrap();
     assert_eq!(access.resolution.decision(), Decision::Fallback);
     assert_eq!(access.credentials.access_key_id(), "KEY base");
     assert_eq!(*recorder.seen.lock().unwrap(), vec!["base".to_owned()]);
@@ -97,7 +97,7 @@ async fn a_failed_assume_role_fails_closed() {
     // `etl` matches mapping 0, whose role is denied; mapping 2 (the path) and the fallback also apply.
     let principal = resolver.prepare(Some("etl"), &["analysts"]);
     let path = S3Path::parse("s3://lake/t").unwrap();
-    let err = broker.access(&principal, Some("etl"), Some(&path)).await.unwrap_err();
+    let err = broker.access(&principal, Some(&path)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AccessDenied);
     let message = err.to_string();
     assert!(message.starts_with("mapping 0 decided role `arn:aws:iam::123456789012:role/denied-etl`"), "{message}");

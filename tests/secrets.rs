@@ -73,7 +73,7 @@ async fn the_broker_its_cache_and_what_they_return() {
         AssumeRoleSettings::default(),
     )
     .expect("valid settings");
-    let access: Access<'_> = broker.access(&principal, Some("alice"), Some(&path)).await.expect("served");
+    let access: Access<'_> = broker.access(&principal, Some(&path)).await.expect("served");
     assert_clean("Access", &format!("{access:?}"));
     assert_clean("Broker after a fill", &format!("{broker:?}"));
     assert_clean("CredentialCache after a fill", &format!("{:?}", broker.cache()));
@@ -82,7 +82,7 @@ async fn the_broker_its_cache_and_what_they_return() {
     let failing =
         Broker::new(CredentialCache::new(Source { fail: true }, CacheConfig::default()), AssumeRoleSettings::default())
             .expect("valid settings");
-    let error: CredentialError = failing.access(&principal, Some("alice"), Some(&path)).await.expect_err("denied");
+    let error: CredentialError = failing.access(&principal, Some(&path)).await.expect_err("denied");
     both("CredentialError", &error);
     both("SourceError", &SourceError::new(ErrorKind::Other, "some STS output"));
 }

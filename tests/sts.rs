@@ -82,7 +82,7 @@ async fn assume_role_yields_credentials_whose_identity_is_the_role_session_from_
     // "carol smith" is not a valid session name: the space becomes `_` and a hash of the original follows.
     for (user, session) in [("alice", "emrfs-alice".to_owned()), ("carol smith", String::new())] {
         let principal = resolver.prepare(Some(user), &[] as &[&str]);
-        let access = broker.access(&principal, Some(user), Some(&path)).await.unwrap();
+        let access = broker.access(&principal, Some(&path)).await.unwrap();
         assert_eq!(access.resolution.mapping_index(), Some(0));
         let credentials = &access.credentials;
         assert!(credentials.access_key_id().starts_with("ASIA"), "{credentials:?}");
@@ -105,7 +105,7 @@ async fn a_fallback_gets_the_configured_base_credentials_without_assume_role() {
     let moto = Moto::start();
     let broker = broker(sts_config(&moto.endpoint()), AssumeRoleSettings::default()).await;
     let principal = resolver().prepare(Some("bob"), &["staff"]);
-    let access = broker.access(&principal, Some("bob"), Some(&S3Path::parse("s3://other/x").unwrap())).await.unwrap();
+    let access = broker.access(&principal, Some(&S3Path::parse("s3://other/x").unwrap())).await.unwrap();
     assert_eq!(access.resolution.decision(), Decision::Fallback);
     assert_eq!(access.credentials.access_key_id(), BASE_ACCESS_KEY_ID);
     assert_eq!(access.credentials.secret_access_key().expose(), BASE_SECRET_ACCESS_KEY);
@@ -121,8 +121,8 @@ async fn the_cache_serves_the_second_request_without_calling_sts() {
     let principal = resolver().prepare(Some("bob"), &[] as &[&str]);
     let first_path = S3Path::parse("s3://lake/a").unwrap();
     let second_path = S3Path::parse("s3a://lake/b/c").unwrap();
-    let first = broker.access(&principal, Some("bob"), Some(&first_path)).await.unwrap();
-    let second = broker.access(&principal, Some("bob"), Some(&second_path)).await.unwrap();
+    let first = broker.access(&principal, Some(&first_path)).await.unwrap();
+    let second = broker.access(&principal, Some(&second_path)).await.unwrap();
     assert_eq!(first.resolution.role().map(|r| r.name()), Some("lake-reader"));
     assert!(Arc::ptr_eq(&first.credentials, &second.credentials), "the same cached credentials");
     let stats = broker.cache().stats();
@@ -141,7 +141,7 @@ async fn a_stopped_sts_gives_a_connection_error_naming_endpoint_and_role_within_
     moto.stop();
     let principal = resolver().prepare(Some("alice"), &[] as &[&str]);
     let started = Instant::now();
-    let error = broker.access(&principal, Some("alice"), None).await.unwrap_err();
+    let error = broker.access(&principal, None).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
     assert_eq!(error.kind(), ErrorKind::Connection, "{error}");
     let message = error.to_string();
@@ -164,7 +164,7 @@ async fn a_silent_sts_gives_a_timeout_within_the_configured_bound() {
     let broker = broker(config, AssumeRoleSettings::default()).await;
     let principal = resolver().prepare(Some("alice"), &[] as &[&str]);
     let started = Instant::now();
-    let error = broker.access(&principal, Some("alice"), None).await.unwrap_err();
+    let error = broker.access(&principal, None).await.unwrap_err();
     let elapsed = started.elapsed();
     assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(4), "took {elapsed:?}");
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
@@ -181,20 +181,20 @@ async fn stale_credentials_are_served_when_sts_fails_in_the_refresh_window() {
     let broker = Broker::new(cache, settings).unwrap();
     let principal = resolver().prepare(Some("alice"), &[] as &[&str]);
 
-    let fresh = broker.access(&principal, Some("alice"), None).await.unwrap().credentials;
+    let fresh = broker.access(&principal, None).await.unwrap().credentials;
     let expiration = fresh.expiration().unwrap();
     moto.stop();
 
     // 2 minutes left: inside the refresh window (5 minutes plus jitter), above the 1-minute stale floor.
     clock.set(expiration - Duration::from_secs(120));
-    let served = broker.access(&principal, Some("alice"), None).await.unwrap().credentials;
+    let served = broker.access(&principal, None).await.unwrap().credentials;
     assert!(Arc::ptr_eq(&fresh, &served));
     let waited = Instant::now();
     while broker.cache().stats().stale_served == 0 {
         assert!(waited.elapsed() < Duration::from_secs(10), "the refresh never failed: {:?}", broker.cache().stats());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let again = broker.access(&principal, Some("alice"), None).await.unwrap().credentials;
+    let again = broker.access(&principal, None).await.unwrap().credentials;
     assert!(Arc::ptr_eq(&fresh, &again), "still the stale credentials after the failed refresh");
     let stats = broker.cache().stats();
     assert_eq!((stats.source_calls, stats.stale_served), (2, 1), "{stats:?}");
@@ -202,7 +202,7 @@ async fn stale_credentials_are_served_when_sts_fails_in_the_refresh_window() {
 
     // 30 seconds left: too close to expiry to serve; the clear error comes through.
     clock.set(expiration - Duration::from_secs(30));
-    let error = broker.access(&principal, Some("alice"), None).await.unwrap_err();
+    let error = broker.access(&principal, None).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Connection, "{error}");
     assert!(error.to_string().contains(&moto.endpoint()), "{error}");
 }
@@ -217,7 +217,7 @@ async fn external_id_reaches_sts_and_source_identity_is_accepted() {
     };
     let broker = broker(sts_config(&moto.endpoint()), settings).await;
     let principal = resolver().prepare(Some("alice"), &[] as &[&str]);
-    let access = broker.access(&principal, Some("alice"), None).await.unwrap();
+    let access = broker.access(&principal, None).await.unwrap();
     let calls = moto.assumed_roles();
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0]["external_id"], "emrfs-ext-123");

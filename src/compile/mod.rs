@@ -331,9 +331,10 @@ impl Resolver {
 
     /// Resolves the user and groups once, for any number of later requests by the same principal.
     ///
-    /// The prepared principal keeps this resolver alive; after a configuration reload, prepare again.
+    /// The prepared principal keeps this resolver alive and the user's name (for the session name and
+    /// source identity of its credentials); after a configuration reload, prepare again.
     pub fn prepare<G: AsRef<str>>(&self, user: Option<&str>, groups: &[G]) -> PreparedPrincipal {
-        PreparedPrincipal { resolver: self.clone(), rank: self.principal_rank(user, groups) }
+        PreparedPrincipal { resolver: self.clone(), rank: self.principal_rank(user, groups), user: user.map(Arc::from) }
     }
 
     /// Every mapping's verdict on the request, and the resolution (computed by the reference scan).
@@ -413,12 +414,14 @@ impl Resolver {
 /// let alice = resolver.prepare(Some("alice"), &["staff", "admins"]);
 /// let path = S3Path::parse("s3://bucket/key")?;
 /// assert_eq!(alice.resolve(Some(&path)).mapping_index(), Some(0));
+/// assert_eq!(alice.user(), Some("alice"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct PreparedPrincipal {
     resolver: Resolver,
     rank: u32,
+    user: Option<Arc<str>>,
 }
 
 impl PreparedPrincipal {
@@ -431,5 +434,10 @@ impl PreparedPrincipal {
     /// The resolver this principal was prepared against.
     pub fn resolver(&self) -> &Resolver {
         &self.resolver
+    }
+
+    /// The user it was prepared for.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
     }
 }

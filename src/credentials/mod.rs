@@ -370,18 +370,18 @@ impl<S: CredentialSource> Broker<S> {
         Ok(Broker { cache, settings })
     }
 
-    /// Resolves the request of `principal` (whose user is `user`) for `path` and fetches the credentials.
+    /// Resolves the request of `principal` for `path` and fetches the credentials; the principal's user
+    /// names the session and is its source identity.
     ///
     /// A mapping decision is served by AssumeRole through the cache; a fallback by the base credentials.
     /// A failure is returned as is: it never falls through to another role.
     pub async fn access<'p>(
         &'p self,
         principal: &'p PreparedPrincipal,
-        user: Option<&'p str>,
         path: Option<&S3Path<'_>>,
     ) -> Result<Access<'p>, CredentialError> {
         let resolution = principal.resolve(path);
-        let request = self.settings.request_for(&resolution, user);
+        let request = self.settings.request_for(&resolution, principal.user());
         match self.cache.get(&request).await {
             Ok(credentials) => Ok(Access { resolution, credentials }),
             Err(source) => Err(match resolution.mapping() {

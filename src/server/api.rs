@@ -291,7 +291,7 @@ async fn credentials<S: CredentialSource>(
     let prepared = generation.resolver().prepare(principal.user.as_deref(), &principal.groups);
     let user = principal.user.as_deref().unwrap_or("");
     let location = path.map(ToString::to_string).unwrap_or_default();
-    let access = match app.broker.access(&prepared, principal.user.as_deref(), path).await {
+    let access = match app.broker.access(&prepared, path).await {
         Ok(access) => access,
         Err(error) => {
             tracing::warn!(target: "emrfs_rolemap::audit", "refused: caller={caller} user={user:?} path={location:?} generation={}: {error}", generation.number());

@@ -72,7 +72,7 @@ pub fn run(resolver: &Resolver, request: &RequestArgs, args: &StsArgs) -> Result
         let source = StsSource::new(config).await?;
         let broker = Broker::new(CredentialCache::new(source, CacheConfig::default()), settings)?;
         let principal = resolver.prepare(parsed.user, parsed.groups);
-        Ok::<_, Unusable>(broker.access(&principal, parsed.user, parsed.path.as_ref()).await.map(|a| a.credentials))
+        Ok::<_, Unusable>(broker.access(&principal, parsed.path.as_ref()).await.map(|a| a.credentials))
     })?;
     let credentials = match fetched {
         Ok(credentials) => credentials,
