@@ -14,7 +14,7 @@
 //! [`PathTrie`], the resolver's, makes the root's children whole `BUCKET/` labels found by one hash
 //! probe, since a request's bucket must match exactly. Where numbered names make the trie branch digit
 //! by digit, a node's children have consecutive first bytes, and the child for a byte is found at once
-//! from its distance to the first child's byte.
+//! from its distance to the lowest of them, which the node keeps.
 
 /// The rank of "no identifier": larger than every real rank.
 pub(crate) const NO_RANK: u32 = u32::MAX;
@@ -28,24 +28,25 @@ const CONSECUTIVE: u32 = 1 << 23;
 /// document limit allows far fewer identifiers).
 const COUNT_MASK: u32 = CONSECUTIVE - 1;
 
-impl Node {
-    /// The number of children.
-    fn children(&self) -> u32 {
-        self.child_count & COUNT_MASK
-    }
-}
-
 #[derive(Debug, Clone, Copy)]
 struct Node {
     label_start: u32,
     label_len: u32,
     first_child: u32,
-    /// The number of children, with [`CONSECUTIVE`] set when their first bytes are consecutive.
+    /// The number of children (bits 0–22); [`CONSECUTIVE`] (bit 23) when their first bytes are
+    /// consecutive, and then the lowest of them in bits 24–31.
     child_count: u32,
     /// The smallest rank of the identifiers whose string ends exactly here, or [`NO_RANK`].
     rank: u32,
     /// The smallest rank in this node's subtree, itself included.
     subtree_rank: u32,
+}
+
+impl Node {
+    /// The number of children.
+    fn children(&self) -> u32 {
+        self.child_count & COUNT_MASK
+    }
 }
 
 /// The compiled trie; see the module documentation.
