@@ -197,6 +197,37 @@ fn serve_refuses_tcp_without_a_token_and_a_bad_configuration() {
     let (code, stderr) = run(&["--config", bad.to_str().unwrap(), "--socket", socket.to_str().unwrap()]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("error[invalid-role-arn]") && stderr.contains("bad.json:2:"), "{stderr}");
+
+    let socket = socket.to_str().unwrap();
+    let (code, stderr) =
+        run(&["--config", config, "--socket", socket, "--duration", "900", "--cache-refresh-before", "900"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("--cache-refresh-before (900 s) must be shorter than the session --duration (900 s)"),
+        "{stderr}"
+    );
+    let (code, stderr) = run(&["--config", config, "--socket", socket, "--cache-max-entries", "0"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--cache-max-entries"), "{stderr}");
+}
+
+/// The cache flags reach the cache: with room for one entry, bob's credentials evict alice's, and her
+/// next request goes to STS again (with the default size it would be a hit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_flags_reach_the_credential_cache() {
+    let moto = Moto::start();
+    let served =
+        Served::start(CONFIG, &moto.endpoint(), &["--cache-max-entries", "1", "--cache-refresh-before", "120"]);
+    let client = served.tcp_client(true);
+    for body in [ALICE_RAW, r#"{"user": "bob", "path": "s3://lake/raw/x"}"#, ALICE_RAW] {
+        let answer = client.post("/v1/credentials", body).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    let assumed: Vec<Value> = moto.assumed_roles().iter().map(|a| a["role_arn"].clone()).collect();
+    assert_eq!(assumed.len(), 3, "alice's credentials were evicted and fetched again: {assumed:?}");
+    let metrics = client.get("/metrics").await.body;
+    assert!(metric(&metrics, "emrfs_rolemap_credential_cache_evictions_total") >= 1.0, "{metrics}");
+    assert_eq!(metric(&metrics, "emrfs_rolemap_credential_cache_hits_total"), 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -74,6 +74,43 @@ pub struct ServeArgs {
     /// Seconds between checks of the configuration file for changes; 0 reloads on SIGHUP only.
     #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = parse_seconds)]
     watch_interval: Duration,
+    /// The most credentials the cache keeps (one per role, session name and source identity); the
+    /// least recently used go first.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    cache_max_entries: u32,
+    /// Seconds before expiry at which cached credentials are refreshed in the background; shorter than
+    /// --duration.
+    #[arg(long, value_name = "SECONDS", default_value = "300", value_parser = parse_seconds)]
+    cache_refresh_before: Duration,
+    /// After a failed refresh, cached credentials are still served while they have more than this many
+    /// seconds left; then the request fails.
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = parse_seconds)]
+    cache_stale_min_remaining: Duration,
+    /// Seconds an STS AccessDenied is remembered before the role is asked again.
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
+    cache_access_denied_ttl: Duration,
+}
+
+impl ServeArgs {
+    /// The credential cache's configuration; its refresh margin must leave the session some life.
+    fn cache_config(&self, duration_seconds: u32) -> Result<CacheConfig, Unusable> {
+        let duration = Duration::from_secs(u64::from(duration_seconds));
+        if self.cache_refresh_before >= duration {
+            return Err(Unusable(format!(
+                "--cache-refresh-before ({} s) must be shorter than the session --duration ({} s), or every \
+                 request would refresh its credentials",
+                self.cache_refresh_before.as_secs_f64(),
+                duration_seconds
+            )));
+        }
+        Ok(CacheConfig {
+            max_entries: self.cache_max_entries as usize,
+            refresh_before_expiry: self.cache_refresh_before,
+            stale_min_remaining: self.cache_stale_min_remaining,
+            access_denied_ttl: self.cache_access_denied_ttl,
+            ..CacheConfig::default()
+        })
+    }
 }
 
 fn parse_mode(text: &str) -> Result<u32, String> {
@@ -104,6 +141,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Unusable> {
         return Err(Unusable("serve reloads its configuration from a file; --config cannot be `-`".into()));
     }
     let settings = args.sts.settings()?;
+    let cache_config = args.cache_config(settings.duration_seconds)?;
     let source_config = args.sts.source_config()?;
     let listen = match (args.listen, &args.socket) {
         (None, None) => Some(DEFAULT_LISTEN.parse().map_err(|e| Unusable(format!("{e}")))?),
@@ -147,7 +185,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Unusable> {
         .map_err(|e| Unusable(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
         let source = StsSource::new(source_config).await?;
-        let broker = Broker::new(CredentialCache::new(source, CacheConfig::default()), settings)?;
+        let broker = Broker::new(CredentialCache::new(source, cache_config), settings)?;
         let mut listeners = Vec::new();
         if let Some(address) = listen {
             let listener = tokio::net::TcpListener::bind(address)
