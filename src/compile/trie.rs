@@ -30,8 +30,9 @@ const COUNT_MASK: u32 = CONSECUTIVE - 1;
 
 #[derive(Debug, Clone, Copy)]
 struct Node {
+    /// Where the label starts in `labels`; it ends where the next node's starts (labels are laid out in
+    /// node order, and a last, empty node closes the array).
     label_start: u32,
-    label_len: u32,
     first_child: u32,
     /// The number of children (bits 0–22); [`CONSECUTIVE`] (bit 23) when their first bytes are
     /// consecutive, and then the lowest of them in bits 24–31.
@@ -111,7 +112,6 @@ impl PrefixTrie {
             let label = entries.get(range.start).map_or(&[][..], |(string, _)| &string[start..end]);
             trie.nodes.push(Node {
                 label_start: to_u32(trie.labels.len()),
-                label_len: to_u32(label.len()),
                 first_child: to_u32(first_child),
                 child_count: match to_u32(pending.len() - first_child).min(COUNT_MASK) {
                     count if count >= 2 && !(bucket_root && end == 0) && u32::from(high - low) + 1 == count => {
@@ -133,6 +133,14 @@ impl PrefixTrie {
                 .unwrap_or(NO_RANK);
             trie.nodes[i].subtree_rank = trie.nodes[i].subtree_rank.min(below);
         }
+        // Closes the last real node's label; no node points at it.
+        trie.nodes.push(Node {
+            label_start: to_u32(trie.labels.len()),
+            first_child: 0,
+            child_count: 0,
+            rank: NO_RANK,
+            subtree_rank: NO_RANK,
+        });
         trie.nodes.shrink_to_fit();
         trie.first_bytes.shrink_to_fit();
         trie.labels.shrink_to_fit();
@@ -163,7 +171,7 @@ impl PrefixTrie {
                 && (!segment
                     || pos == request.len()
                     || request[pos] == b'/'
-                    || self.labels[(node.label_start + node.label_len) as usize - 1] == b'/')
+                    || pos.checked_sub(1).and_then(|end| request.get(end)) == Some(&b'/'))
             {
                 best = node.rank;
             }
@@ -182,7 +190,7 @@ impl PrefixTrie {
                 i
             };
             let child = &self.nodes[first + i];
-            let label = &self.labels[child.label_start as usize..(child.label_start + child.label_len) as usize];
+            let label = &self.labels[child.label_start as usize..self.nodes[first + i + 1].label_start as usize];
             // The first byte matched among the children: a one-byte label (common where many
             // identifiers branch, digit by digit) needs no comparison.
             if label.len() > 1 && !request.get(pos..pos + label.len()).is_some_and(|r| same_bytes(r, label)) {
@@ -195,8 +203,9 @@ impl PrefixTrie {
 
     /// The label of node `index`.
     fn label(&self, index: u32) -> &[u8] {
-        let Some(node) = self.nodes.get(index as usize) else { return &[] };
-        self.labels.get(node.label_start as usize..(node.label_start + node.label_len) as usize).unwrap_or(&[])
+        let index = index as usize;
+        let (Some(node), Some(next)) = (self.nodes.get(index), self.nodes.get(index + 1)) else { return &[] };
+        self.labels.get(node.label_start as usize..next.label_start as usize).unwrap_or(&[])
     }
 
     /// The heap memory the trie holds, in bytes.
