@@ -231,9 +231,9 @@ pub(crate) struct PathTrie {
     slots: Box<[u64]>,
     /// Bit `b` set when a bucket starts with byte `b`: most requests for a bucket that no identifier
     /// names are turned away before any hashing.
-    first_bytes: [u64; 4],
+    bucket_first_bytes: [u64; 4],
     /// Bit `n` set when a `BUCKET/` label is `n` bytes long (bit 63: 63 or more).
-    lengths: u64,
+    bucket_lengths: u64,
 }
 
 /// The number of buckets from which [`PathTrie`] finds them by hashing.
@@ -260,7 +260,7 @@ impl PathTrie {
         let trie = PrefixTrie::build_nodes(entries, true);
         let buckets = trie.nodes.first().map_or(0..0, |root| root.first_child..root.first_child + root.children());
         let mut slots = vec![0u64; (buckets.len() * 2).next_power_of_two()].into_boxed_slice();
-        let (mut first_bytes, mut lengths) = ([0u64; 4], 0u64);
+        let (mut bucket_first_bytes, mut bucket_lengths) = ([0u64; 4], 0u64);
         let mask = slots.len() - 1;
         for index in buckets {
             let label = trie.label(index);
@@ -271,10 +271,10 @@ impl PathTrie {
             }
             slots[at] = (hash & !0xFFFF_FFFF) | u64::from(index + 1);
             let first = label.first().copied().unwrap_or(0);
-            first_bytes[usize::from(first >> 6)] |= 1 << (first & 63);
-            lengths |= 1 << label.len().min(63);
+            bucket_first_bytes[usize::from(first >> 6)] |= 1 << (first & 63);
+            bucket_lengths |= 1 << label.len().min(63);
         }
-        PathTrie { trie, slots, first_bytes, lengths }
+        PathTrie { trie, slots, bucket_first_bytes, bucket_lengths }
     }
 
     /// The node of `bucket` (a `BUCKET/` label), if a stored string has it.
@@ -314,8 +314,8 @@ impl PathTrie {
         } else {
             let Some(bucket) = request.get(..=bucket_len) else { return best };
             let first = bucket[0];
-            if self.first_bytes[usize::from(first >> 6)] & 1 << (first & 63) == 0
-                || self.lengths & 1 << bucket.len().min(63) == 0
+            if self.bucket_first_bytes[usize::from(first >> 6)] & 1 << (first & 63) == 0
+                || self.bucket_lengths & 1 << bucket.len().min(63) == 0
             {
                 return best;
             }
@@ -348,8 +348,8 @@ fn bucket_hash(bytes: &[u8]) -> u64 {
         let product = u128::from(a) * u128::from(b);
         (product as u64) ^ ((product >> 64) as u64)
     };
-    let load8 = |at: usize| bytes.get(at..at + 8).and_then(|w| w.try_into().ok()).map_or(0, u64::from_le_bytes);
-    let load4 = |at: usize| bytes.get(at..at + 4).and_then(|w| w.try_into().ok()).map_or(0, u32::from_le_bytes);
+    let load8 = |at| word8(bytes, at);
+    let load4 = |at| word4(bytes, at);
     let len = bytes.len();
     let mut state = K0 ^ len as u64;
     let (head, tail) = if len >= 8 {
@@ -369,19 +369,29 @@ fn bucket_hash(bytes: &[u8]) -> u64 {
     fold(head ^ K1, tail ^ state)
 }
 
-/// Whether `a` and `b`, of equal length, hold the same bytes: up to 16 bytes in at most two pairs of
+/// The 8 bytes of `bytes` from `at`, little-endian (0 past the end).
+#[inline]
+fn word8(bytes: &[u8], at: usize) -> u64 {
+    bytes.get(at..at + 8).and_then(|w| w.try_into().ok()).map_or(0, u64::from_le_bytes)
+}
+
+/// The 4 bytes of `bytes` from `at`, little-endian (0 past the end).
+#[inline]
+fn word4(bytes: &[u8], at: usize) -> u32 {
+    bytes.get(at..at + 4).and_then(|w| w.try_into().ok()).map_or(0, u32::from_le_bytes)
+}
+
+/// Whether `a` and `b` hold the same bytes: of equal length and up to 16 bytes, in at most two pairs of
 /// word loads, without a call to `memcmp` (most labels are that short).
 #[inline]
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
-    let load8 = |s: &[u8], at: usize| s.get(at..at + 8).and_then(|w| w.try_into().ok()).map_or(0, u64::from_le_bytes);
-    let load4 = |s: &[u8], at: usize| s.get(at..at + 4).and_then(|w| w.try_into().ok()).map_or(0, u32::from_le_bytes);
     if n > 16 || n != b.len() {
         a == b
     } else if n >= 8 {
-        load8(a, 0) == load8(b, 0) && load8(a, n - 8) == load8(b, n - 8)
+        word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8)
     } else if n >= 4 {
-        load4(a, 0) == load4(b, 0) && load4(a, n - 4) == load4(b, n - 4)
+        word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4)
     } else {
         a.iter().zip(b).all(|(x, y)| x == y)
     }
