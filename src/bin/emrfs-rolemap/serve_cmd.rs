@@ -75,41 +75,43 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = parse_seconds)]
     watch_interval: Duration,
     /// The most credentials the cache keeps (one per role, session name and source identity); the
-    /// least recently used go first.
-    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
-    cache_max_entries: u32,
+    /// least recently used go first. Default: the library's (10,000).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    cache_max_entries: Option<u32>,
     /// Seconds before expiry at which cached credentials are refreshed in the background; shorter than
-    /// --duration.
-    #[arg(long, value_name = "SECONDS", default_value = "300", value_parser = parse_seconds)]
-    cache_refresh_before: Duration,
+    /// --duration. Default: the library's (300).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    cache_refresh_before: Option<Duration>,
     /// After a failed refresh, cached credentials are still served while they have more than this many
-    /// seconds left; then the request fails.
-    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = parse_seconds)]
-    cache_stale_min_remaining: Duration,
-    /// Seconds an STS AccessDenied is remembered before the role is asked again.
-    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
-    cache_access_denied_ttl: Duration,
+    /// seconds left; then the request fails. Default: the library's (60).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    cache_stale_min_remaining: Option<Duration>,
+    /// Seconds an STS AccessDenied is remembered before the role is asked again. Default: the
+    /// library's (30).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    cache_access_denied_ttl: Option<Duration>,
 }
 
 impl ServeArgs {
     /// The credential cache's configuration; its refresh margin must leave the session some life.
     fn cache_config(&self, duration_seconds: u32) -> Result<CacheConfig, Unusable> {
-        let duration = Duration::from_secs(u64::from(duration_seconds));
-        if self.cache_refresh_before >= duration {
+        let defaults = CacheConfig::default();
+        let config = CacheConfig {
+            max_entries: self.cache_max_entries.map_or(defaults.max_entries, |n| n as usize),
+            refresh_before_expiry: self.cache_refresh_before.unwrap_or(defaults.refresh_before_expiry),
+            stale_min_remaining: self.cache_stale_min_remaining.unwrap_or(defaults.stale_min_remaining),
+            access_denied_ttl: self.cache_access_denied_ttl.unwrap_or(defaults.access_denied_ttl),
+            ..defaults
+        };
+        if config.refresh_before_expiry >= Duration::from_secs(u64::from(duration_seconds)) {
             return Err(Unusable(format!(
                 "--cache-refresh-before ({} s) must be shorter than the session --duration ({} s), or every \
                  request would refresh its credentials",
-                self.cache_refresh_before.as_secs_f64(),
+                config.refresh_before_expiry.as_secs_f64(),
                 duration_seconds
             )));
         }
-        Ok(CacheConfig {
-            max_entries: self.cache_max_entries as usize,
-            refresh_before_expiry: self.cache_refresh_before,
-            stale_min_remaining: self.cache_stale_min_remaining,
-            access_denied_ttl: self.cache_access_denied_ttl,
-            ..CacheConfig::default()
-        })
+        Ok(config)
     }
 }
 
