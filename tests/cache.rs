@@ -309,6 +309,40 @@ async fn a_failed_refresh_keeps_serving_valid_credentials_and_retries_with_backo
     assert_eq!(cache.stats().errors.iter().find(|(k, _)| k == "throttling").map(|(_, n)| *n), Some(3));
 }
 
+/// Revocation: when a refresh is refused (the trust relationship was removed, the base credentials were
+/// revoked or expired, the request became invalid), the cached credentials stop being served at once.
+/// Only transient failures (throttling, timeouts, connection failures, 5xx) keep them.
+#[tokio::test]
+async fn a_refused_refresh_evicts_at_once_and_is_never_served_stale() {
+    for kind in [ErrorKind::AccessDenied, ErrorKind::BaseCredentials, ErrorKind::InvalidRequest, ErrorKind::Other] {
+        assert!(!kind.is_transient(), "{kind:?}");
+        let (clock, fake, cache) = setup(config());
+        let r = role("revoked");
+        let first = cache.get(&request(&r)).await.unwrap();
+        fake.fail_with(Some(kind));
+        // In the refresh window: this hit starts the refresh, which the source refuses.
+        clock.set(start() + LIFETIME - Duration::from_secs(299));
+        assert!(Arc::ptr_eq(&cache.get(&request(&r)).await.unwrap(), &first));
+        // The refresh has finished when the old credentials were served stale (the defect), the entry was
+        // evicted, or the refusal is what a lookup now answers.
+        settle(|| {
+            cache.stats().stale_served > 0
+                || cache.is_empty()
+                || cache.get(&request(&r)).now_or_never().is_some_and(|answer| answer.is_err())
+        })
+        .await;
+        let refused = cache.get(&request(&r)).await.unwrap_err();
+        assert_eq!(refused.kind, kind, "{kind:?}: the refusal, not the old credentials");
+        assert_eq!(cache.stats().stale_served, 0, "{kind:?} was served stale");
+        if kind == ErrorKind::AccessDenied {
+            assert_eq!(fake.calls.load(Ordering::SeqCst), 2, "the denial is remembered, not asked again");
+        }
+        fake.fail_with(None);
+        clock.advance(Duration::from_secs(31));
+        assert!(!Arc::ptr_eq(&cache.get(&request(&r)).await.unwrap(), &first), "{kind:?}: new credentials");
+    }
+}
+
 #[tokio::test]
 async fn access_denied_is_remembered_briefly() {
     let (clock, fake, cache) = setup(config());

@@ -11,10 +11,17 @@
 //!   every caller keeps getting the still-valid credentials.
 //! - **Single flight**: concurrent callers for a missing or unusable entry share one source call and its
 //!   result or error. The call runs in its own task, so a caller that gives up does not cancel it.
-//! - **Stale if error**: when a refresh fails and the credentials have more than `stale_min_remaining`
-//!   left, callers keep getting them and the refresh is retried with exponential backoff.
-//! - **Errors**: transient ones (throttling, timeouts, connection failures, 5xx) are never cached;
-//!   `AccessDenied` is remembered for `access_denied_ttl` so a broken mapping does not flood STS.
+//! - **Stale if error, for transient errors only**: when a refresh fails with throttling, a timeout, a
+//!   connection failure or a 5xx answer ([`ErrorKind::is_transient`]) and the credentials have more than
+//!   `stale_min_remaining` left, callers keep getting them and the refresh is retried with exponential
+//!   backoff.
+//! - **Revocation takes effect at once**: when a refresh is *refused* — `AccessDenied` (the role's trust
+//!   policy no longer allows it, an SCP, `RegionDisabledException`), the base credentials rejected
+//!   (`InvalidClientTokenId`, `ExpiredToken`, `SignatureDoesNotMatch`), an invalid request
+//!   (`MalformedPolicyDocument`, any other 4xx that is not throttling), or any other non-transient
+//!   failure — the entry is evicted and its credentials are never served again.
+//! - **Errors**: transient ones are never cached; `AccessDenied` is remembered for `access_denied_ttl` so
+//!   a broken mapping does not flood STS; other refusals are not remembered.
 //! - **Bounded**: at most `max_entries`, least-recently-used evicted first (exactly within a shard).
 //! - **Observable**: [`CacheStats`] counters; an injectable [`Clock`] so tests never sleep.
 //! - **Time** is read once per lookup, in whole milliseconds ([`Clock::now_millis`]); by default from a
@@ -89,6 +96,8 @@ pub struct CacheStats {
     pub stale_served: u64,
     /// Entries evicted to respect `max_entries`.
     pub evictions: u64,
+    /// Entries dropped because a refresh was refused (revocation), not served stale.
+    pub revoked: u64,
     /// Entries currently held.
     pub entries: u64,
     /// Source errors by kind, in [`ErrorKind::ALL`] order.
@@ -253,6 +262,11 @@ impl<S: CredentialSource> CredentialCache<S> {
     /// A hit is answered when the future is created, and the future is then a small ready value; only
     /// a miss builds (and boxes) the future that waits for the source.
     pub fn get(&self, request: &CredentialRequest<'_>) -> impl Future<Output = FetchResult> {
+        self.lookup(request)
+    }
+
+    /// [`get`](Self::get), as the concrete future, which tells whether the answer needs the source.
+    pub(crate) fn lookup(&self, request: &CredentialRequest<'_>) -> Lookup<impl Future<Output = FetchResult>> {
         let inner = &self.inner;
         let now = inner.clock.now_millis();
         let hash = hash_of(request);
@@ -291,6 +305,7 @@ impl<S: CredentialSource> CredentialCache<S> {
             source_calls: c.source_calls.load(Ordering::Relaxed),
             stale_served: c.stale_served.load(Ordering::Relaxed),
             evictions: c.evictions.load(Ordering::Relaxed),
+            revoked: c.revoked.load(Ordering::Relaxed),
             entries: self.len() as u64,
             errors: ErrorKind::ALL
                 .iter()
@@ -312,9 +327,39 @@ impl<S: CredentialSource> CredentialCache<S> {
 }
 
 /// The future of [`CredentialCache::get`]: the answer itself on a hit, the boxed wait on a miss.
-enum Lookup<F> {
+pub(crate) enum Lookup<F> {
     Hit(Option<FetchResult>),
     Miss(Pin<Box<F>>),
+}
+
+impl<F> Lookup<F> {
+    /// Where the answer comes from: the cache (a hit, credentials or a remembered refusal) or the
+    /// source (a miss, which waits for the source call, its own or one in progress).
+    pub(crate) fn origin(&self) -> Origin {
+        match self {
+            Lookup::Hit(_) => Origin::Cache,
+            Lookup::Miss(_) => Origin::Source,
+        }
+    }
+}
+
+/// Where a credential lookup's answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// The cache held usable credentials (or a remembered `AccessDenied`).
+    Cache,
+    /// The lookup waited for a call to the source (STS or the base chain).
+    Source,
+}
+
+impl Origin {
+    /// `cache` or `sts`, for metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Cache => "cache",
+            Origin::Source => "sts",
+        }
+    }
 }
 
 impl<F: Future<Output = FetchResult>> Future for Lookup<F> {
@@ -360,6 +405,18 @@ impl<S> Inner<S> {
     fn state_of(&self, entry: &Arc<Entry>) -> State {
         let table = self.shard(entry.hash).table.load();
         table.find(entry.hash, |s| Arc::ptr_eq(&s.entry, entry)).map_or(State::Empty, |s| s.state.clone())
+    }
+
+    /// Drops `entry` from its shard's table, if it is still there.
+    fn remove(&self, entry: &Arc<Entry>) {
+        let shard = self.shard(entry.hash);
+        let _writer = lock(&shard.write);
+        let current = shard.table.load();
+        let mut table = HashTable::clone(&current);
+        if let Ok(slot) = table.find_entry(entry.hash, |s| Arc::ptr_eq(&s.entry, entry)) {
+            slot.remove();
+            shard.table.store(Arc::new(table));
+        }
     }
 
     /// Replaces the state of `entry` by copying its shard's table; nothing to do once it has been evicted.
@@ -496,7 +553,9 @@ impl<S: CredentialSource> Inner<S> {
                     self.counters.errors[counter].fetch_add(1, Ordering::Relaxed);
                 }
                 match self.state_of(&entry) {
-                    State::Ready { credentials, usable_until, .. } if now < usable_until => {
+                    State::Ready { credentials, usable_until, .. }
+                        if error.kind.is_transient() && now < usable_until =>
+                    {
                         let failures = entry.refresh_failures.fetch_add(1, Ordering::Relaxed).min(30);
                         let backoff = self
                             .config
@@ -511,10 +570,16 @@ impl<S: CredentialSource> Inner<S> {
                         self.counters.stale_served.fetch_add(1, Ordering::Relaxed);
                         Ok(credentials)
                     }
-                    _ => {
+                    state => {
+                        let revoked = matches!(state, State::Ready { .. }) && !error.kind.is_transient();
+                        if revoked {
+                            self.counters.revoked.fetch_add(1, Ordering::Relaxed);
+                        }
                         if error.kind == ErrorKind::AccessDenied {
                             let until = now.saturating_add(duration_millis(self.config.access_denied_ttl));
                             self.set_state(&entry, State::Denied { error: Arc::new(error.clone()), until });
+                        } else if revoked {
+                            self.remove(&entry);
                         }
                         Err(error)
                     }
@@ -549,6 +614,7 @@ struct Counters {
     source_calls: AtomicU64,
     stale_served: AtomicU64,
     evictions: AtomicU64,
+    revoked: AtomicU64,
     errors: [AtomicU64; ErrorKind::ALL.len()],
 }
 

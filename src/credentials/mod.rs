@@ -26,7 +26,7 @@ use crate::config::RoleArn;
 use crate::resolve::Resolution;
 use crate::s3path::S3Path;
 
-pub use cache::{CacheConfig, CacheStats, CredentialCache};
+pub use cache::{CacheConfig, CacheStats, CredentialCache, Origin};
 pub use clock::{Clock, CoarseClock, ManualClock, SystemClock};
 pub use session_name::{SessionName, SessionNameTemplate, TemplateError};
 
@@ -343,6 +343,8 @@ pub struct Access<'p> {
     pub resolution: Resolution<'p>,
     /// The credentials of the decided role.
     pub credentials: Arc<Credentials>,
+    /// Whether they came from the cache or needed a source call.
+    pub origin: Origin,
 }
 
 /// The entry point for a proxy: resolve a prepared principal and a path, then fetch the credentials.
@@ -380,10 +382,22 @@ impl<S: CredentialSource> Broker<S> {
         principal: &'p PreparedPrincipal,
         path: Option<&S3Path<'_>>,
     ) -> Result<Access<'p>, CredentialError> {
-        let resolution = principal.resolve(path);
-        let request = self.settings.request_for(&resolution, principal.user());
-        match self.cache.get(&request).await {
-            Ok(credentials) => Ok(Access { resolution, credentials }),
+        self.serve(principal.resolve(path), principal.user()).await
+    }
+
+    /// Fetches the credentials that serve `resolution`, a decision already made for `user` (who names
+    /// the session and is its source identity): for a caller that must look at the decision first, such
+    /// as a server that refuses fallbacks to some callers. Fails as [`access`](Self::access) does.
+    pub async fn serve<'r>(
+        &'r self,
+        resolution: Resolution<'r>,
+        user: Option<&'r str>,
+    ) -> Result<Access<'r>, CredentialError> {
+        let request = self.settings.request_for(&resolution, user);
+        let lookup = self.cache.lookup(&request);
+        let origin = lookup.origin();
+        match lookup.await {
+            Ok(credentials) => Ok(Access { resolution, credentials, origin }),
             Err(source) => Err(match resolution.mapping() {
                 Some(m) => CredentialError::AssumeRole { mapping: m.index, role: m.role.to_string(), source },
                 None => CredentialError::Base { source },
