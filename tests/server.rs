@@ -5,7 +5,6 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -50,7 +49,7 @@ fn is_rfc3339_utc(text: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_answers_over_tcp_with_the_token() {
     let moto = Moto::start();
-    let served = Served::start(CONFIG, &moto.endpoint(), &[]);
+    let served = Served::start(CONFIG, &moto.endpoint(), &["--fallback-credentials", "trusted"]);
     let client = served.tcp_client(true);
 
     let health = client.get("/healthz").await;
@@ -135,7 +134,7 @@ async fn every_endpoint_answers_over_tcp_with_the_token() {
     let log = served.log();
     let key = first["Credentials"]["AccessKeyId"].as_str().unwrap();
     let granted = format!(
-        r#"granted: caller=tcp user="alice" groups_from=request path="s3://lake/raw/2026/part-0" generation=1 decision=mapping role=arn:aws:iam::123456789012:role/analysts access_key_id={key}"#
+        r#"granted: caller=tcp user="alice" groups_from=request path="s3://lake/raw/2026/part-0" generation=1 decision=mapping role=arn:aws:iam::123456789012:role/analysts origin=sts access_key_id={key}"#
     );
     assert!(log.contains(&granted), "no audit line `{granted}` in:\n{log}");
     let secret = first["Credentials"]["SecretAccessKey"].as_str().unwrap();
@@ -186,6 +185,7 @@ fn serve_refuses_tcp_without_a_token_and_a_bad_configuration() {
 
     let short = dir.path().join("short");
     std::fs::write(&short, "abc\n").unwrap();
+    std::fs::set_permissions(&short, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let (code, stderr) = run(&["--config", config, "--token-file", short.to_str().unwrap()]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("fewer than 16"), "{stderr}");
@@ -232,7 +232,8 @@ async fn the_cache_flags_reach_the_credential_cache() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_an_answer_and_never_takes_the_server_down() {
-    let served = Served::start(CONFIG, NO_STS, &[]);
+    // Fallbacks served to the token's holder, so that a well-formed body is answered with 200 everywhere.
+    let served = Served::start(CONFIG, NO_STS, &["--fallback-credentials", "trusted"]);
     let client = served.tcp_client(true);
     let cases: [(&str, u16, &str, &str); 10] = [
         ("{", 400, "invalid-json", "EOF while parsing"),
@@ -385,24 +386,6 @@ fn os_identity(uid: u32) -> (String, Vec<String>) {
     (id("-un"), id("-Gn").split_whitespace().map(str::to_owned).collect())
 }
 
-/// `curl` over the Unix socket as `uid` (the test runs as root): status and JSON body.
-fn curl_as(uid: u32, served: &Served, body: &str) -> (u16, Value) {
-    let mut command = Command::new("curl");
-    command
-        .args(["-sS", "--max-time", "10", "--unix-socket"])
-        .arg(served.socket.as_ref().unwrap())
-        .args(["-X", "POST", "-H", "content-type: application/json", "-d", body, "-w", "\n%{http_code}"])
-        .arg("http://localhost/v1/resolve")
-        .uid(uid)
-        .gid(uid);
-    let output = command.output().unwrap_or_else(|e| {
-        panic!("the uid test runs `curl` as another user and needs it: install curl (apt-get install curl): {e}")
-    });
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let (json, status) = text.rsplit_once('\n').unwrap_or_else(|| panic!("curl: {text} {:?}", output.stderr));
-    (status.parse().unwrap(), serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}")))
-}
-
 /// What `resolve` of the CLI says for a principal: the oracle for answers from OS groups.
 fn cli_resolve(user: &str, groups: &[String], path: &str) -> Value {
     let mut args = vec!["resolve", "--config", "-", "--format", "json", "--user", user, "--path", path];
@@ -421,8 +404,8 @@ fn without_principal(mut answer: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unix_socket_callers_get_what_their_uid_allows() {
-    let me = nix_uid();
-    let other = if me == 0 { 65_534 } else { me };
+    let me = support::server::own_uid();
+    let other = support::server::unprivileged_uid();
     let served = Served::start(CONFIG, NO_STS, &[]);
     let (user, groups) = os_identity(other);
 
@@ -454,19 +437,9 @@ async fn unix_socket_callers_get_what_their_uid_allows() {
     assert_eq!(reply["role"], "arn:aws:iam::123456789012:role/analysts");
 }
 
-/// `POST /v1/resolve` over the Unix socket as `uid`: through `curl` run as that uid when the tests run as
-/// root, else directly (the test's own uid).
+/// `POST /v1/resolve` over the Unix socket as `uid`.
 async fn ask_as(uid: u32, served: &Served, body: &str) -> (u16, Value) {
-    if uid != nix_uid() {
-        return curl_as(uid, served, body);
-    }
-    let reply = served.unix_client().post("/v1/resolve", body).await;
-    (reply.status, reply.json())
-}
-
-fn nix_uid() -> u32 {
-    let out = Command::new("id").arg("-u").output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
+    served.json_as(uid, "POST", "/v1/resolve", Some(body)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -589,7 +562,7 @@ fn sigterm_drains_requests_in_flight_and_exits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_fail_closed_when_sts_is_unreachable() {
-    let served = Served::start(CONFIG, NO_STS, &[]);
+    let served = Served::start(CONFIG, NO_STS, &["--fallback-credentials", "trusted"]);
     let client = served.tcp_client(true);
     let started = Instant::now();
     let reply = client.post("/v1/credentials", ALICE_RAW).await;
@@ -597,8 +570,9 @@ async fn credentials_fail_closed_when_sts_is_unreachable() {
     let message = reply.json()["error"]["message"].as_str().unwrap().to_owned();
     assert!(message.contains("mapping 0 decided role `arn:aws:iam::123456789012:role/analysts`"), "{message}");
     assert!(started.elapsed() < Duration::from_secs(20));
-    assert!(served.log().contains(r#"refused: caller=tcp user="alice" path="s3://lake/raw/2026/part-0" generation=1"#));
-    // A fallback needs no STS: the base credentials serve it.
+    let refused = r#"refused: caller=tcp endpoint=/v1/credentials user="alice" path="s3://lake/raw/2026/part-0" generation=1 status=502 code=sts-unavailable"#;
+    assert!(served.log().contains(refused), "no `{refused}` in:\n{}", served.log());
+    // A fallback needs no STS: the base credentials serve it (to a trusted caller, when allowed).
     let fallback = client.post("/v1/credentials", r#"{"user": "bob", "path": "s3://other/x"}"#).await;
     assert_eq!(fallback.status, 200, "{}", fallback.body);
     let metrics = client.get("/metrics").await.body;

@@ -12,12 +12,12 @@ use hyper::{Method, Request as HttpRequest, Response, StatusCode};
 use serde::Serialize;
 use serde_json::json;
 
-use super::App;
 use super::metrics::Endpoint;
 use super::peer::Caller;
 use super::store::Generation;
+use super::{App, FallbackCredentials};
 use crate::credentials::{CredentialError, CredentialSource, Credentials, ErrorKind, format_rfc3339 as rfc3339};
-use crate::{IdentifierType, Request, RequestSpec, Resolution, S3Path};
+use crate::{IdentifierType, Request, RequestSpec, Resolution, S3Path, Verdict};
 
 /// The body of every answer.
 pub(crate) type Body = Full<Bytes>;
@@ -29,16 +29,42 @@ pub(crate) struct ApiError {
     code: &'static str,
     message: String,
     help: Option<String>,
+    /// The request's principal, path and generation, for the audit log (never in the answer).
+    context: Option<String>,
 }
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), help: None }
+        ApiError { status, code, message: message.into(), help: None, context: None }
     }
 
     fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
+    }
+
+    fn context(mut self, context: String) -> Self {
+        self.context = Some(context);
+        self
+    }
+
+    /// Writes the refusal to the audit log, at most once per caller, code and minute, and counts it.
+    fn audit<S>(&self, app: &App<S>, caller: Caller, endpoint: Endpoint) {
+        app.metrics.refused(self.code);
+        let Some(left_out) = app.audit.refusal(caller, self.code, Instant::now()) else { return };
+        let context = self.context.as_deref().map_or(String::new(), |c| format!(" {c}"));
+        let left_out = match left_out {
+            0 => String::new(),
+            n => format!(" ({n} more refusal(s) of this caller with this code were not logged since the last line)"),
+        };
+        tracing::warn!(
+            target: "emrfs_rolemap::audit",
+            "refused: caller={caller} endpoint={}{context} status={} code={}: {}{left_out}",
+            endpoint.label(),
+            self.status.as_u16(),
+            self.code,
+            self.message,
+        );
     }
 
     fn into_response(self) -> Response<Body> {
@@ -91,15 +117,22 @@ pub(crate) async fn handle<S: CredentialSource>(
         response
     } else {
         let timeout = app.options.request_timeout;
-        match tokio::time::timeout(timeout, dispatch(&app, caller, endpoint, request)).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(error)) => error.into_response(),
-            Err(_) => ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "timeout",
-                format!("the request took longer than {} ms", timeout.as_millis()),
-            )
-            .into_response(),
+        let outcome =
+            tokio::time::timeout(timeout, dispatch(&app, caller, endpoint, request)).await.unwrap_or_else(|_| {
+                Err(ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timeout",
+                    format!("the request took longer than {} ms", timeout.as_millis()),
+                ))
+            });
+        match outcome {
+            Ok(response) => response,
+            Err(error) => {
+                if endpoint == Endpoint::Credentials || error.status == StatusCode::UNAUTHORIZED {
+                    error.audit(&app, caller, endpoint);
+                }
+                error.into_response()
+            }
         }
     };
     app.metrics.record(endpoint, response.status().as_u16(), started.elapsed());
@@ -134,9 +167,9 @@ async fn dispatch<S: CredentialSource>(
         authenticate(app, &request)?;
     }
     match endpoint {
-        Endpoint::Readyz => Ok(readyz(app)),
+        Endpoint::Readyz => Ok(readyz(app, caller)),
         Endpoint::Metrics => {
-            let text = app.metrics.render(&app.store, &app.broker.cache().stats());
+            let text = app.metrics.render(&app.store, &app.broker.cache().stats(), app.trusts(caller));
             let mut response = Response::new(Full::new(Bytes::from(text)));
             response
                 .headers_mut()
@@ -167,7 +200,11 @@ async fn dispatch<S: CredentialSource>(
                 }
                 Endpoint::Explain => {
                     let request = principal.request(path);
-                    let explanation = generation.resolver().explain(&request);
+                    let mut explanation = generation.resolver().explain(&request);
+                    if !app.trusts(caller) {
+                        // Only its own answer: the mappings that matched its request, not the configuration.
+                        explanation.mappings.retain(|m| !matches!(m.verdict, Verdict::NoMatch { .. }));
+                    }
                     Ok(answer(&generation, &principal, &explanation))
                 }
                 _ => credentials(app, caller, &generation, &principal, path.as_ref()).await,
@@ -240,7 +277,7 @@ async fn principal<S>(
     groups: Vec<String>,
 ) -> Result<Principal, ApiError> {
     let uid = match caller {
-        Caller::Unix { uid } if uid != 0 && !app.options.allowed_uids.contains(&uid) => uid,
+        Caller::Unix { uid } if !app.trusts(caller) => uid,
         _ => return Ok(Principal { user, groups, groups_from: "request" }),
     };
     let identity = app.identities.lookup(uid).await.map_err(|e| {
@@ -278,9 +315,11 @@ fn answer<T: Serialize>(generation: &Generation, principal: &Principal, answer: 
     json_response(StatusCode::OK, &Answered { generation: generation.number(), principal, answer })
 }
 
-/// Resolves and fetches the credentials; every grant and refusal goes to the audit log (target
+/// Resolves and fetches the credentials. A fallback is served only to callers the server trusts, and
+/// only with `--fallback-credentials trusted`: the base credentials may assume every mapped role. The
+/// first grant of each set of credentials to a caller goes to the audit log (target
 /// `emrfs_rolemap::audit`) with the caller, the principal, the decision and the access key ID — never a
-/// secret.
+/// secret; every grant is counted by role in the metrics.
 async fn credentials<S: CredentialSource>(
     app: &App<S>,
     caller: Caller,
@@ -291,22 +330,27 @@ async fn credentials<S: CredentialSource>(
     let prepared = generation.resolver().prepare(principal.user.as_deref(), &principal.groups);
     let user = principal.user.as_deref().unwrap_or("");
     let location = path.map(ToString::to_string).unwrap_or_default();
-    let access = match app.broker.access(&prepared, path).await {
-        Ok(access) => access,
-        Err(error) => {
-            tracing::warn!(target: "emrfs_rolemap::audit", "refused: caller={caller} user={user:?} path={location:?} generation={}: {error}", generation.number());
-            return Err(credential_error(error));
-        }
-    };
-    tracing::info!(
-        target: "emrfs_rolemap::audit",
-        "granted: caller={caller} user={user:?} groups_from={} path={location:?} generation={} decision={} role={} access_key_id={}",
-        principal.groups_from,
-        generation.number(),
-        access.resolution.decision().as_str(),
-        access.resolution.role().map_or("instance-profile", |r| r.as_str()),
-        access.credentials.access_key_id(),
-    );
+    let context = || format!("user={user:?} path={location:?} generation={}", generation.number());
+    let resolution = prepared.resolve(path);
+    if resolution.mapping().is_none() && !app.serves_fallback_to(caller) {
+        return Err(fallback_refused(app, &location).context(context()));
+    }
+    let access =
+        app.broker.serve(resolution, prepared.user()).await.map_err(|e| credential_error(e).context(context()))?;
+    let role = access.resolution.role().map_or("fallback", |r| r.as_str());
+    app.metrics.granted(role, access.origin);
+    if app.audit.first_grant(caller, user, access.credentials.access_key_id()) {
+        tracing::info!(
+            target: "emrfs_rolemap::audit",
+            "granted: caller={caller} user={user:?} groups_from={} path={location:?} generation={} decision={} role={} origin={} access_key_id={}",
+            principal.groups_from,
+            generation.number(),
+            access.resolution.decision().as_str(),
+            access.resolution.role().map_or("instance-profile", |r| r.as_str()),
+            access.origin.as_str(),
+            access.credentials.access_key_id(),
+        );
+    }
     let body = json!({
         "generation": generation.number(),
         "principal": principal,
@@ -315,6 +359,25 @@ async fn credentials<S: CredentialSource>(
         "MatchedGrantTarget": matched_target(&access.resolution),
     });
     Ok(json_response(StatusCode::OK, &body))
+}
+
+/// The refusal of a fallback decision: the base credentials are not for this caller.
+fn fallback_refused<S>(app: &App<S>, location: &str) -> ApiError {
+    let whom = match app.options.fallback_credentials {
+        FallbackCredentials::Refuse => "any caller",
+        FallbackCredentials::Trusted => "callers it does not trust",
+    };
+    let place = if location.is_empty() { String::new() } else { format!(" for `{location}`") };
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "fallback-not-served",
+        format!(
+            "no mapping matched this request{place}, and the server does not hand out its own base credentials (the instance-profile role) to {whom}"
+        ),
+    )
+    .help(
+        "the base credentials may assume every mapped role; add a mapping for this request, or start the server with `--fallback-credentials trusted` to serve them to trusted callers only (root, --allow-uid, the TCP token)",
+    )
 }
 
 /// The `Credentials` object of S3 Access Grants' GetDataAccess.
@@ -360,15 +423,29 @@ fn credential_error(error: CredentialError) -> ApiError {
     ApiError::new(status, code, error.to_string()).help(help)
 }
 
-fn readyz<S>(app: &App<S>) -> Response<Body> {
+/// The server's state. A failed reload is shown whole to trusted callers; others get its code and the
+/// codes and places of its diagnostics, never the messages, which may quote the file.
+fn readyz<S>(app: &App<S>, caller: Caller) -> Response<Body> {
     let generation = app.store.current();
     let draining = app.draining.load(Ordering::Relaxed);
+    let trusted = app.trusts(caller);
     let failure = app.store.last_failure().map(|f| {
-        json!({
-            "at": rfc3339(f.at),
-            "message": f.error.to_string(),
-            "diagnostics": f.error.diagnostics(),
-        })
+        if trusted {
+            json!({
+                "at": rfc3339(f.at),
+                "code": f.error.code(),
+                "message": f.error.to_string(),
+                "diagnostics": f.error.diagnostics(),
+            })
+        } else {
+            let places: Vec<_> = f
+                .error
+                .diagnostics()
+                .iter()
+                .map(|d| json!({"code": d.code, "severity": d.severity, "pointer": d.pointer, "line": d.line, "column": d.column}))
+                .collect();
+            json!({"at": rfc3339(f.at), "code": f.error.code(), "diagnostics": places})
+        }
     });
     let config = generation.resolver().config();
     let body = json!({

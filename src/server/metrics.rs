@@ -1,11 +1,14 @@
 //! The server's counters and latency histograms, and their Prometheus text exposition (format 0.0.4).
-//! Recording is a few relaxed atomic additions; nothing is allocated until `/metrics` is rendered.
+//! Recording is a few relaxed atomic additions (a grant also looks its role up in a map, under a read
+//! lock); nothing is allocated until `/metrics` is rendered, but the first grant of a role.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
-use crate::credentials::CacheStats;
+use crate::credentials::{CacheStats, Origin};
 
 use super::store::ConfigStore;
 
@@ -32,7 +35,7 @@ impl Endpoint {
         Endpoint::Other,
     ];
 
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Endpoint::Resolve => "/v1/resolve",
             Endpoint::Explain => "/v1/explain",
@@ -59,6 +62,9 @@ struct Histogram {
     sum_nanos: AtomicU64,
 }
 
+/// The most roles counted one by one; grants of further roles are counted under `role="other"`.
+const MAX_ROLES: usize = 10_000;
+
 /// The server's own counters; the cache and the configuration store keep theirs.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
@@ -67,6 +73,10 @@ pub(crate) struct Metrics {
     connections_open: AtomicU64,
     connections_total: AtomicU64,
     identity_lookup_failures: AtomicU64,
+    /// Credentials handed out, by role ARN (`fallback` for the base credentials): from the cache, from STS.
+    grants: RwLock<HashMap<Box<str>, [AtomicU64; 2]>>,
+    /// Refused credential requests and unauthenticated requests, by error code.
+    refusals: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -97,8 +107,26 @@ impl Metrics {
         self.identity_lookup_failures.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition of everything the server knows.
-    pub(crate) fn render(&self, store: &ConfigStore, cache: &CacheStats) -> String {
+    /// Counts credentials handed out for `role` (`fallback` for the base credentials).
+    pub(crate) fn granted(&self, role: &str, origin: Origin) {
+        let slot = usize::from(origin == Origin::Source);
+        if let Some(counts) = self.grants.read().unwrap_or_else(|p| p.into_inner()).get(role) {
+            counts[slot].fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut grants = self.grants.write().unwrap_or_else(|p| p.into_inner());
+        let role = if grants.len() >= MAX_ROLES && !grants.contains_key(role) { "other" } else { role };
+        grants.entry(role.into()).or_default()[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a refusal with `code`.
+    pub(crate) fn refused(&self, code: &'static str) {
+        *self.refusals.lock().unwrap_or_else(|p| p.into_inner()).entry(code).or_default() += 1;
+    }
+
+    /// The Prometheus text exposition of everything the server knows; the grants by role only with
+    /// `by_role` (for trusted callers: the roles others use are not every caller's business).
+    pub(crate) fn render(&self, store: &ConfigStore, cache: &CacheStats, by_role: bool) -> String {
         let mut out = String::with_capacity(8 * 1024);
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
 
@@ -139,8 +167,40 @@ impl Metrics {
             let _ = writeln!(out, "emrfs_rolemap_request_duration_seconds_count{{endpoint=\"{label}\"}} {count}");
         }
 
+        header(
+            &mut out,
+            "credential_grants_total",
+            "counter",
+            "Credentials handed out, by role and origin (cache or sts).",
+        );
+        let grants = self.grants.read().unwrap_or_else(|p| p.into_inner());
+        let mut roles: Vec<_> = grants.iter().filter(|_| by_role).collect();
+        roles.sort_unstable_by_key(|(role, _)| *role);
+        // Role ARNs hold only `A-Za-z0-9+=,.@_-:/` (RoleArn::parse), nothing a label value must escape.
+        for (role, counts) in roles {
+            for (origin, count) in [(Origin::Cache, &counts[0]), (Origin::Source, &counts[1])] {
+                let _ = writeln!(
+                    out,
+                    "emrfs_rolemap_credential_grants_total{{role=\"{}\",origin=\"{}\"}} {}",
+                    role,
+                    origin.as_str(),
+                    load(count)
+                );
+            }
+        }
+        drop(grants);
+        header(
+            &mut out,
+            "credential_refusals_total",
+            "counter",
+            "Refused credential requests and unauthenticated requests, by code.",
+        );
+        for (code, n) in self.refusals.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(out, "emrfs_rolemap_credential_refusals_total{{code=\"{code}\"}} {n}");
+        }
+
         let generation = store.current();
-        let simple: [(&str, &str, &str, u64); 14] = [
+        let simple: [(&str, &str, &str, u64); 15] = [
             ("connections_open", "gauge", "Connections open now.", load(&self.connections_open)),
             ("connections_total", "counter", "Connections accepted.", load(&self.connections_total)),
             (
@@ -179,6 +239,12 @@ impl Metrics {
                 cache.stale_served,
             ),
             ("credential_cache_evictions_total", "counter", "Entries evicted by the size bound.", cache.evictions),
+            (
+                "credential_cache_revoked_total",
+                "counter",
+                "Entries dropped because STS refused their refresh (never served stale).",
+                cache.revoked,
+            ),
             ("credential_cache_entries", "gauge", "Entries in the credential cache.", cache.entries),
         ];
         for (name, kind, help, value) in simple {

@@ -17,6 +17,8 @@
 //! slow client is cut off by the header and body timeouts, and connections are bounded.
 
 mod api;
+mod audit;
+pub mod files;
 mod metrics;
 pub mod peer;
 pub mod store;
@@ -36,6 +38,8 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{Semaphore, watch};
 
 use crate::credentials::{Broker, CredentialSource};
+use audit::Audit;
+use files::FileCheck;
 use metrics::Metrics;
 use peer::{BearerToken, Caller, OsIdentities};
 use store::{ConfigStore, ReloadOutcome};
@@ -62,6 +66,23 @@ pub struct ServerOptions {
     pub allowed_uids: Vec<u32>,
     /// How long the OS's answer for a uid (user name and groups) is reused. Default 300 s.
     pub identity_ttl: Duration,
+    /// Who may receive the base credentials for a fallback decision. Default: nobody.
+    pub fallback_credentials: FallbackCredentials,
+    /// Whether untrusted token files are refused (the default) or only warned about. The configuration
+    /// store is given its own check when it is opened.
+    pub file_check: FileCheck,
+}
+
+/// Who may receive the server's base credentials (on EMR, the instance-profile role) when no mapping
+/// matches a request. They may call AssumeRole on every mapped role, so handing them out is handing out
+/// every role.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FallbackCredentials {
+    /// Nobody: a fallback decision on a credentials endpoint is refused with 403 `fallback-not-served`.
+    #[default]
+    Refuse,
+    /// Trusted callers only (the TCP token, root, allow-listed uids); others get 403.
+    Trusted,
 }
 
 impl Default for ServerOptions {
@@ -76,6 +97,8 @@ impl Default for ServerOptions {
             watch_interval: Some(Duration::from_secs(1)),
             allowed_uids: Vec::new(),
             identity_ttl: Duration::from_secs(300),
+            fallback_credentials: FallbackCredentials::default(),
+            file_check: FileCheck::default(),
         }
     }
 }
@@ -135,7 +158,24 @@ pub(crate) struct App<S> {
     options: ServerOptions,
     identities: OsIdentities,
     metrics: Metrics,
+    audit: Audit,
     draining: AtomicBool,
+}
+
+impl<S> App<S> {
+    /// Whether the operator trusts `caller` to ask for anyone: the TCP token's holder, root, and the
+    /// allow-listed uids.
+    fn trusts(&self, caller: Caller) -> bool {
+        match caller {
+            Caller::Tcp => true,
+            Caller::Unix { uid } => uid == 0 || self.options.allowed_uids.contains(&uid),
+        }
+    }
+
+    /// Whether a fallback decision may be served to `caller` with the base credentials.
+    fn serves_fallback_to(&self, caller: Caller) -> bool {
+        self.options.fallback_credentials == FallbackCredentials::Trusted && self.trusts(caller)
+    }
 }
 
 /// An HTTP server over a [`ConfigStore`] and a credential [`Broker`].
@@ -166,8 +206,16 @@ impl<S: CredentialSource> Server<S> {
     pub fn new(store: Arc<ConfigStore>, broker: Broker<S>, token: Option<BearerToken>, options: ServerOptions) -> Self {
         let identities = OsIdentities::new(options.identity_ttl);
         let token = ArcSwapOption::from(token.map(Arc::new));
-        let app =
-            App { store, broker, token, options, identities, metrics: Metrics::default(), draining: false.into() };
+        let app = App {
+            store,
+            broker,
+            token,
+            options,
+            identities,
+            metrics: Metrics::default(),
+            audit: Audit::default(),
+            draining: false.into(),
+        };
         Server { app: Arc::new(app) }
     }
 
@@ -331,12 +379,14 @@ pub async fn run_until_signalled<S: CredentialSource>(
                 else => return,
             };
             if !on_change && let Some(file) = &token_file {
-                match BearerToken::from_file(file) {
-                    Ok(token) => {
+                let (path, check) = (file.clone(), app.options.file_check);
+                match tokio::task::spawn_blocking(move || BearerToken::from_file(&path, check)).await {
+                    Ok(Ok(token)) => {
                         app.token.store(Some(Arc::new(token)));
                         tracing::info!("reloaded the bearer token from `{}`", file.display());
                     }
-                    Err(e) => tracing::error!("kept the current bearer token: {e}"),
+                    Ok(Err(e)) => tracing::error!("kept the current bearer token: {e}"),
+                    Err(e) => tracing::error!("kept the current bearer token: the reading task failed: {e}"),
                 }
             }
             reload(&store, on_change).await;

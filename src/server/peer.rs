@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 
 use subtle::ConstantTimeEq;
 
+use super::files::{FileCheck, FileError, read_secret};
 use crate::credentials::Secret;
 
 /// The shortest bearer token accepted, in bytes.
 pub const MIN_TOKEN_BYTES: usize = 16;
 
 /// The caller of one connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Caller {
     /// A TCP client; it must present the bearer token.
     Tcp,
@@ -40,18 +41,12 @@ impl std::fmt::Display for Caller {
 #[derive(Debug, Clone)]
 pub struct BearerToken(Secret);
 
-/// Why a token file cannot be used.
+/// Why a token file cannot be used. Neither variant ever quotes the file's content.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    /// The file could not be read.
-    #[error("cannot read the token file `{path}`: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// What the operating system said.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The file could not be read, or is not a trusted file.
+    #[error(transparent)]
+    File(#[from] FileError),
     /// The token is too short or holds characters a header cannot carry.
     #[error("the token in `{path}` is unusable: {reason}")]
     Unusable {
@@ -61,6 +56,9 @@ pub enum TokenError {
         reason: String,
     },
 }
+
+/// The largest token file read, in bytes.
+pub const MAX_TOKEN_FILE_BYTES: usize = 4096;
 
 impl BearerToken {
     /// A token of visible ASCII characters, at least [`MIN_TOKEN_BYTES`] long.
@@ -80,14 +78,15 @@ impl BearerToken {
         Ok(BearerToken(Secret::new(token)))
     }
 
-    /// Reads the token from the first line of `path` (a trailing newline is ignored).
-    pub fn from_file(path: &Path) -> Result<Self, TokenError> {
-        let text = zeroize::Zeroizing::new(
-            std::fs::read_to_string(path)
-                .map_err(|source| TokenError::Read { path: path.display().to_string(), source })?,
-        );
-        let token = text.strip_suffix('\n').map_or(text.as_str(), |t| t.strip_suffix('\r').unwrap_or(t));
-        BearerToken::new(token).map_err(|reason| TokenError::Unusable { path: path.display().to_string(), reason })
+    /// Reads the token from `path`, a trusted secret file (see [`super::files`]) of at most
+    /// [`MAX_TOKEN_FILE_BYTES`] holding one line (a trailing newline is ignored). Opening never blocks:
+    /// a FIFO or device is refused. Call it off the async runtime: it reads a file.
+    pub fn from_file(path: &Path, check: FileCheck) -> Result<Self, TokenError> {
+        let unusable = |reason: String| TokenError::Unusable { path: path.display().to_string(), reason };
+        let bytes = read_secret(path, check, MAX_TOKEN_FILE_BYTES)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| unusable("it is not UTF-8 text".to_owned()))?;
+        let token = text.strip_suffix('\n').map_or(text, |t| t.strip_suffix('\r').unwrap_or(t));
+        BearerToken::new(token).map_err(unusable)
     }
 
     /// Whether an `Authorization` header value carries this token. The comparison runs over the whole

@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 
+use super::files::{FileCheck, FileError, FileKind, open_trusted};
 use crate::config::read_document;
 use crate::{Diagnostic, Resolver, ResolverBuilder, ResolverOptions, SecurityConfiguration};
 
@@ -43,14 +44,9 @@ impl Generation {
 /// Why a configuration file could not be loaded. Reloading keeps the old generation.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LoadError {
-    /// The file could not be read.
-    #[error("cannot read `{path}`: {message}")]
-    Read {
-        /// The file.
-        path: String,
-        /// What the operating system said.
-        message: String,
-    },
+    /// The file could not be read, is not a regular file, or is not trusted (see [`super::files`]).
+    #[error(transparent)]
+    File(#[from] FileError),
     /// The file is not a valid security configuration.
     #[error("the configuration `{path}` has {count} error(s):\n\n{rendered}")]
     Invalid {
@@ -74,6 +70,15 @@ pub enum LoadError {
 }
 
 impl LoadError {
+    /// A stable code for the error: the [`FileError`]'s, `invalid-configuration` or `build-failed`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LoadError::File(error) => error.code(),
+            LoadError::Invalid { .. } => "invalid-configuration",
+            LoadError::Build { .. } => "build-failed",
+        }
+    }
+
     /// The diagnostics of an invalid file; empty for other errors.
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
@@ -142,6 +147,7 @@ struct ReloadState {
 pub struct ConfigStore {
     path: PathBuf,
     options: ResolverOptions,
+    check: FileCheck,
     current: ArcSwap<Generation>,
     state: Mutex<ReloadState>,
     reloads: AtomicU64,
@@ -149,15 +155,17 @@ pub struct ConfigStore {
 }
 
 impl ConfigStore {
-    /// Loads generation 1 from `path`; fails when the file cannot be read or is invalid.
-    pub fn open(path: impl Into<PathBuf>, options: ResolverOptions) -> Result<Self, LoadError> {
+    /// Loads generation 1 from `path`; fails when the file cannot be read, is not trusted (under
+    /// [`FileCheck::Enforce`]) or is invalid. Every reload checks the file the same way.
+    pub fn open(path: impl Into<PathBuf>, options: ResolverOptions, check: FileCheck) -> Result<Self, LoadError> {
         let path = path.into();
         let stamp = FileStamp::of(&path);
-        let bytes = read(&path)?;
+        let bytes = read(&path, check)?;
         let generation = compile(&path, &options, &bytes, 1)?;
         Ok(ConfigStore {
             path,
             options,
+            check,
             current: ArcSwap::from_pointee(generation),
             state: Mutex::new(ReloadState { stamp, last_failure: None }),
             reloads: AtomicU64::new(0),
@@ -198,7 +206,7 @@ impl ConfigStore {
     }
 
     fn reload_locked(&self, state: &mut ReloadState) -> Result<ReloadOutcome, LoadError> {
-        let outcome = read(&self.path).and_then(|bytes| {
+        let outcome = read(&self.path, self.check).and_then(|bytes| {
             let current = self.current.load();
             if fingerprint(&bytes) == current.fingerprint {
                 return Ok(ReloadOutcome::Unchanged);
@@ -239,11 +247,12 @@ impl ConfigStore {
     }
 }
 
-/// Reads the file, within the document size limit.
-fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
-    std::fs::File::open(path)
-        .and_then(read_document)
-        .map_err(|e| LoadError::Read { path: path.display().to_string(), message: e.to_string() })
+/// Reads the trusted file, within the document size limit.
+fn read(path: &Path, check: FileCheck) -> Result<Vec<u8>, LoadError> {
+    let file = open_trusted(path, FileKind::Configuration, check)?;
+    read_document(file).map_err(|e| {
+        LoadError::File(FileError::Unreadable { path: path.display().to_string(), message: e.to_string() })
+    })
 }
 
 fn compile(path: &Path, options: &ResolverOptions, bytes: &[u8], number: u64) -> Result<Generation, LoadError> {
@@ -285,7 +294,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("config.json");
         std::fs::write(&file, ONE).unwrap();
-        let store = ConfigStore::open(&file, ResolverOptions::default()).unwrap();
+        let store = ConfigStore::open(&file, ResolverOptions::default(), FileCheck::Enforce).unwrap();
         assert_eq!(store.current().number(), 1);
         assert!(role(&store).ends_with("/one"));
 
@@ -309,7 +318,7 @@ mod tests {
         assert_eq!(store.reload_if_modified().unwrap(), ReloadOutcome::NotModified);
 
         std::fs::remove_file(&file).unwrap();
-        assert!(matches!(store.reload_if_modified(), Err(LoadError::Read { .. })));
+        assert_eq!(store.reload_if_modified().unwrap_err().code(), "unreadable-file");
         assert_eq!(store.reload_if_modified().unwrap(), ReloadOutcome::NotModified);
         assert_eq!(store.current().number(), 2);
         std::fs::remove_dir_all(&dir).unwrap();

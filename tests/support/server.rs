@@ -63,6 +63,9 @@ impl Served {
         std::fs::write(&config_path, config).unwrap();
         let token_path = dir.path().join("token");
         std::fs::write(&token_path, format!("{TOKEN}\n")).unwrap();
+        // A secret: the server refuses a token file that others can read.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token_path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let socket = dir.path().join("serve.sock");
         let mut command = moto::aws_command(env!("CARGO_BIN_EXE_emrfs-rolemap"));
         command
@@ -105,7 +108,6 @@ impl Served {
         let mut served = Served { child, dir, tcp, socket: unix, log };
         assert!(served.tcp.is_some() && served.socket.is_some(), "serve did not start: {}", served.log());
         // Let other users reach the socket inside the private directory (the uid tests).
-        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(served.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         assert!(served.child.try_wait().unwrap().is_none());
         served
@@ -159,6 +161,38 @@ impl Served {
         Client { target: Target::Unix(self.socket.clone().unwrap()), token: None }
     }
 
+    /// `METHOD PATH` with `body` over the Unix socket as `uid`: through `curl` run as that uid when it is
+    /// not the test's own (the tests run as root; `nobody` is 65534), else through [`Client`]. The status
+    /// and the body as text.
+    pub async fn request_as(&self, uid: u32, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        if uid == own_uid() {
+            let reply = self.unix_client().connect().await.send(method, path, body).await;
+            return (reply.status, reply.body);
+        }
+        use std::os::unix::process::CommandExt;
+        let mut command = std::process::Command::new("curl");
+        command.args(["-sS", "--max-time", "10", "--unix-socket"]).arg(self.socket.as_ref().unwrap());
+        command.args(["-X", method, "-w", "\n%{http_code}"]);
+        if let Some(body) = body {
+            command.args(["-H", "content-type: application/json", "--data-binary", body]);
+        }
+        command.arg(format!("http://localhost{path}")).uid(uid).gid(uid);
+        let output = command.output().unwrap_or_else(|e| {
+            panic!("this test runs `curl` as another user and needs it: install curl (apt-get install curl): {e}")
+        });
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let (body, status) = text
+            .rsplit_once('\n')
+            .unwrap_or_else(|| panic!("curl: {text} {}", String::from_utf8_lossy(&output.stderr)));
+        (status.parse().unwrap_or_else(|_| panic!("curl printed no status: {text}")), body.to_owned())
+    }
+
+    /// [`request_as`](Self::request_as) with the body parsed as JSON.
+    pub async fn json_as(&self, uid: u32, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        let (status, text) = self.request_as(uid, method, path, body).await;
+        (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
+    }
+
     /// Polls `/readyz` over the socket until `until` holds, for at most 10 s.
     pub async fn wait_ready(&self, until: impl Fn(&Value) -> bool) -> Value {
         let started = Instant::now();
@@ -177,6 +211,20 @@ impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The uid the tests run as.
+pub fn own_uid() -> u32 {
+    let out = std::process::Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
+}
+
+/// An unprivileged uid to ask as: `nobody` (65534) when the tests run as root, else the tests' own uid.
+pub fn unprivileged_uid() -> u32 {
+    match own_uid() {
+        0 => 65_534,
+        me => me,
     }
 }
 

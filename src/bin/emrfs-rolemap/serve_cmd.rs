@@ -16,9 +16,10 @@ use std::time::Duration;
 use clap::Args;
 use emrfs_rolemap::credentials::sts::StsSource;
 use emrfs_rolemap::credentials::{Broker, CacheConfig, CredentialCache};
+use emrfs_rolemap::server::files::FileCheck;
 use emrfs_rolemap::server::peer::BearerToken;
 use emrfs_rolemap::server::store::ConfigStore;
-use emrfs_rolemap::server::{Listener, Server, ServerOptions, run_until_signalled};
+use emrfs_rolemap::server::{FallbackCredentials, Listener, Server, ServerOptions, run_until_signalled};
 
 use super::credentials_cmd::StsArgs;
 use super::{ConfigArgs, Unusable};
@@ -50,6 +51,15 @@ pub struct ServeArgs {
     /// A Unix-socket uid that may ask for any user and supply groups, like root (repeat for several).
     #[arg(long = "allow-uid", value_name = "UID")]
     allow_uid: Vec<u32>,
+    /// Who gets the server's base credentials when no mapping matches: `refuse` (nobody: 403
+    /// fallback-not-served) or `trusted` (root, --allow-uid and the TCP token; others get 403). The
+    /// base credentials may assume every mapped role.
+    #[arg(long, value_enum, value_name = "WHO", default_value_t = FallbackArg::Refuse)]
+    fallback_credentials: FallbackArg,
+    /// Use a configuration or token file that others could change (or read, for the token), or in a
+    /// directory others can write, with a warning instead of refusing it. For tests and development.
+    #[arg(long)]
+    insecure_files: bool,
     /// How long the OS's user name and groups of a uid are reused, in seconds.
     #[arg(long, value_name = "SECONDS", default_value = "300", value_parser = parse_seconds)]
     group_cache_ttl: Duration,
@@ -92,7 +102,18 @@ pub struct ServeArgs {
     cache_access_denied_ttl: Option<Duration>,
 }
 
+/// `--fallback-credentials`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FallbackArg {
+    Refuse,
+    Trusted,
+}
+
 impl ServeArgs {
+    fn file_check(&self) -> FileCheck {
+        if self.insecure_files { FileCheck::WarnOnly } else { FileCheck::Enforce }
+    }
+
     /// The credential cache's configuration; its refresh margin must leave the session some life.
     fn cache_config(&self, duration_seconds: u32) -> Result<CacheConfig, Unusable> {
         let defaults = CacheConfig::default();
@@ -149,8 +170,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Unusable> {
         (None, None) => Some(DEFAULT_LISTEN.parse().map_err(|e| Unusable(format!("{e}")))?),
         (listen, _) => listen,
     };
+    init_logging();
     let token = match (&args.token_file, listen) {
-        (Some(file), _) => Some(BearerToken::from_file(file)?),
+        (Some(file), _) => Some(BearerToken::from_file(file, args.file_check())?),
         (None, Some(address)) => {
             return Err(Unusable(format!(
                 "listening on TCP {address} needs --token-file FILE (a bearer token of at least 16 characters, \
@@ -159,10 +181,6 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Unusable> {
         }
         (None, None) => None,
     };
-    init_logging();
-    if let Some(file) = &args.token_file {
-        warn_if_readable_by_others(file);
-    }
     let options = ServerOptions {
         body_limit: args.body_limit,
         header_timeout: args.header_timeout,
@@ -173,8 +191,13 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Unusable> {
         watch_interval: Some(args.watch_interval).filter(|i| !i.is_zero()),
         allowed_uids: args.allow_uid.clone(),
         identity_ttl: args.group_cache_ttl,
+        fallback_credentials: match args.fallback_credentials {
+            FallbackArg::Refuse => FallbackCredentials::Refuse,
+            FallbackArg::Trusted => FallbackCredentials::Trusted,
+        },
+        file_check: args.file_check(),
     };
-    let store = ConfigStore::open(&args.config.config, args.config.options()?)?;
+    let store = ConfigStore::open(&args.config.config, args.config.options()?, args.file_check())?;
     tracing::info!(
         "loaded `{}`: generation 1, {} role mapping(s)",
         args.config.config,
@@ -222,17 +245,4 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
-}
-
-fn warn_if_readable_by_others(file: &std::path::Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(file)
-        && meta.permissions().mode() & 0o077 != 0
-    {
-        tracing::warn!(
-            "the token file `{}` can be read by other users (mode {:o}); consider `chmod 600`",
-            file.display(),
-            meta.permissions().mode() & 0o777
-        );
-    }
 }
