@@ -24,11 +24,18 @@ struct Fake {
     calls: AtomicUsize,
     failure: Mutex<Option<ErrorKind>>,
     gate: Option<Arc<Semaphore>>,
+    panic_next: std::sync::atomic::AtomicBool,
 }
 
 impl Fake {
     fn new(clock: &Arc<ManualClock>) -> Self {
-        Fake { clock: Arc::clone(clock), calls: AtomicUsize::new(0), failure: Mutex::new(None), gate: None }
+        Fake {
+            clock: Arc::clone(clock),
+            calls: AtomicUsize::new(0),
+            failure: Mutex::new(None),
+            gate: None,
+            panic_next: false.into(),
+        }
     }
 
     fn fail_with(&self, kind: Option<ErrorKind>) {
@@ -39,6 +46,9 @@ impl Fake {
 impl CredentialSource for Fake {
     async fn fetch(&self, request: &CredentialRequest<'_>) -> Result<Credentials, SourceError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.panic_next.swap(false, Ordering::SeqCst) {
+            panic!("a credential source that panics");
+        }
         if let Some(gate) = &self.gate {
             let _permit = gate.acquire().await.map_err(|_| SourceError::new(ErrorKind::Other, "gate closed"))?;
         }
@@ -341,6 +351,19 @@ async fn a_refused_refresh_evicts_at_once_and_is_never_served_stale() {
         clock.advance(Duration::from_secs(31));
         assert!(!Arc::ptr_eq(&cache.get(&request(&r)).await.unwrap(), &first), "{kind:?}: new credentials");
     }
+}
+
+/// Suspicion confirmed and fixed: a fetch task that panicked (or was cancelled) left its flight in the
+/// entry, so every later lookup got that one error until the entry was evicted.
+#[tokio::test]
+async fn a_fetch_that_panics_does_not_stick_to_its_entry() {
+    let (_, fake, cache) = setup(config());
+    fake.panic_next.store(true, Ordering::SeqCst);
+    let r = role("analysts");
+    let error = cache.get(&request(&r)).await.unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Other, "{error}");
+    assert!(cache.get(&request(&r)).await.is_ok(), "the next lookup calls the source again");
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]

@@ -627,21 +627,53 @@ async fn the_python_example_client_talks_to_both_sockets() {
     assert!(stderr.starts_with("error 401 wrong-token"), "{stderr}");
 }
 
+/// A full budget closes the connection idle the longest to let a new client in, and never one with a
+/// request in progress: then the new client waits for a request to end.
 #[test]
-fn connections_beyond_the_bound_wait_for_a_free_slot() {
-    let served = Served::start(CONFIG, NO_STS, &["--max-connections", "2", "--header-timeout", "1.5"]);
+fn a_full_budget_closes_idle_connections_and_waits_for_busy_ones() {
+    let served = Served::start(CONFIG, NO_STS, &["--max-connections", "2", "--body-timeout", "1.5"]);
     let address = served.tcp.unwrap();
-    // Two silent connections take both slots until the header timeout closes them.
-    let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(address).unwrap()).collect();
+    let healthz = || {
+        let started = Instant::now();
+        let mut stream = TcpStream::connect(address).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(stream, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        started.elapsed()
+    };
+    // Two silent connections fill the budget; a third client is served at once, and one of the silent
+    // connections is closed to make room.
+    let mut idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(address).unwrap()).collect();
     std::thread::sleep(Duration::from_millis(100));
-    let started = Instant::now();
-    let mut third = TcpStream::connect(address).unwrap();
-    third.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(third, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-    let mut answer = String::new();
-    third.read_to_string(&mut answer).unwrap();
-    let waited = started.elapsed();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(waited >= Duration::from_millis(1_000), "served after {waited:?}, before a slot was free");
+    assert!(healthz() < Duration::from_secs(1));
+    let closed = idle
+        .iter_mut()
+        .map(|stream| {
+            stream.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+            matches!(stream.read(&mut [0u8; 1]), Ok(0))
+        })
+        .filter(|closed| *closed)
+        .count();
+    assert_eq!(closed, 1, "exactly one idle connection made room");
     drop(idle);
+
+    // Two requests whose bodies are still arriving are busy: a third client waits until the body
+    // timeout ends one of them.
+    let busy: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = TcpStream::connect(address).unwrap();
+            write!(
+                stream,
+                "POST /v1/resolve HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 50\r\n\r\n{{"
+            )
+            .unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let waited = healthz();
+    assert!(waited >= Duration::from_millis(1_000), "served after {waited:?}, while both connections were busy");
+    drop(busy);
 }

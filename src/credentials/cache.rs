@@ -158,6 +158,15 @@ struct Entry {
     refresh_failures: AtomicU32,
 }
 
+/// Clears its entry's flight when dropped: at the end of a fetch, after its state is stored.
+struct Landed(Arc<Entry>);
+
+impl Drop for Landed {
+    fn drop(&mut self) {
+        *lock(&self.0.flight) = None;
+    }
+}
+
 /// What an entry answers. Times are [`Clock::now_millis`] values: milliseconds since the epoch.
 #[derive(Clone)]
 enum State {
@@ -538,10 +547,13 @@ impl<S: CredentialSource> Inner<S> {
 
     /// One source call for `entry`; stores its outcome and clears the flight.
     async fn fetch(self: Arc<Self>, entry: Arc<Entry>) -> FetchResult {
+        // Clears the flight however the call ends: with an answer, or with a panic or a cancellation of
+        // the task, after which the next lookup must call the source again rather than repeat an error.
+        let _landed = Landed(Arc::clone(&entry));
         self.counters.source_calls.fetch_add(1, Ordering::Relaxed);
         let result = self.source.fetch(&entry.key.request()).await;
         let now = self.clock.now_millis();
-        let outcome = match result {
+        match result {
             Ok(credentials) => {
                 let credentials = Arc::new(credentials);
                 entry.refresh_failures.store(0, Ordering::Relaxed);
@@ -585,9 +597,7 @@ impl<S: CredentialSource> Inner<S> {
                     }
                 }
             }
-        };
-        *lock(&entry.flight) = None;
-        outcome
+        }
     }
 
     /// The state for freshly fetched credentials: refresh at expiry minus the window minus a jitter.

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::metrics::Endpoint;
-use super::peer::Caller;
+use super::peer::{Caller, IdentityError};
 use super::store::Generation;
 use super::{App, FallbackCredentials};
 use crate::credentials::{CredentialError, CredentialSource, Credentials, ErrorKind, format_rfc3339 as rfc3339};
@@ -282,7 +282,17 @@ async fn principal<S>(
     };
     let identity = app.identities.lookup(uid).await.map_err(|e| {
         app.metrics.identity_lookup_failed();
-        ApiError::new(StatusCode::FORBIDDEN, "unknown-caller", format!("cannot name the caller: {e}"))
+        match e {
+            IdentityError::UnknownUid(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, "unknown-caller", format!("cannot name the caller: {e}"))
+            }
+            IdentityError::Timeout { .. } | IdentityError::Lookup { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "identity-lookup-failed",
+                format!("cannot name the caller: {e}"),
+            )
+            .help("the OS's user and group databases (NSS: files, LDAP, SSSD) did not answer; try again"),
+        }
     })?;
     if let Some(asked) = user.as_deref().filter(|asked| *asked != identity.user) {
         return Err(ApiError::new(

@@ -153,17 +153,19 @@ fn regular(meta: &Metadata, path: &str) -> Result<(), FileError> {
     Err(FileError::NotRegular { path: path.to_owned(), what })
 }
 
+/// The override every trust refusal mentions.
+const OVERRIDE_HELP: &str = "or start the server with --insecure-files (tests and development only)";
+
 /// Checks the opened file's owner and mode, then the directories along its given and its real path.
 fn trusted(path: &Path, file: &Metadata, kind: FileKind) -> Result<(), FileError> {
     let me = nix::unistd::geteuid().as_raw();
     let shown = path.display().to_string();
     let untrusted = |reason: String, help: String| FileError::Untrusted { path: shown.clone(), reason, help };
-    let override_help = "or start the server with --insecure-files (tests and development only)";
     let mode = file.mode() & 0o7777;
     if file.uid() != 0 && file.uid() != me {
         return Err(untrusted(
             format!("`{shown}` is owned by uid {}, not by root or the server's user (uid {me})", file.uid()),
-            format!("`chown` it to root or to uid {me}, {override_help}"),
+            format!("`chown` it to root or to uid {me}, {OVERRIDE_HELP}"),
         ));
     }
     let forbidden = match kind {
@@ -180,25 +182,56 @@ fn trusted(path: &Path, file: &Metadata, kind: FileKind) -> Result<(), FileError
         let fixed = mode & !forbidden & 0o777;
         return Err(untrusted(
             format!("`{shown}` is {who} (mode {:o})", mode & 0o777),
-            format!("`chmod {fixed:o} {shown}`, {override_help}"),
+            format!("`chmod {fixed:o} {shown}`, {OVERRIDE_HELP}"),
         ));
     }
-    let absolute =
-        std::path::absolute(path).map_err(|e| FileError::Unreadable { path: shown.clone(), message: e.to_string() })?;
     let real = std::fs::canonicalize(path)
         .map_err(|e| FileError::Unreadable { path: shown.clone(), message: e.to_string() })?;
-    for directory in ancestors(&absolute).chain(ancestors(&real)) {
-        let meta = std::fs::metadata(&directory)
-            .map_err(|e| FileError::Unreadable { path: directory.display().to_string(), message: e.to_string() })?;
+    directories_trusted(&shown, &parent(path))?;
+    directories_trusted(&shown, &parent(&real))
+}
+
+/// The directory holding `path` (`.` for a bare name).
+fn parent(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Checks that the directory that holds (or will hold) `entry`, and every directory above it along its
+/// absolute and its real path, can be changed only by root or the server's user, unless sticky. Under
+/// [`FileCheck::WarnOnly`] a violation is logged instead.
+pub(crate) fn check_directories(entry: &Path, check: FileCheck) -> Result<(), FileError> {
+    match (directories_trusted(&entry.display().to_string(), &parent(entry)), check) {
+        (Err(error @ FileError::Untrusted { .. }), FileCheck::WarnOnly) => {
+            tracing::warn!("using an untrusted directory (--insecure-files): {error}");
+            Ok(())
+        }
+        (outcome, _) => outcome,
+    }
+}
+
+/// `directory` and the directories above it, along its absolute and its real path; `shown` names the
+/// entry they hold, for the message.
+fn directories_trusted(shown: &str, directory: &Path) -> Result<(), FileError> {
+    let me = nix::unistd::geteuid().as_raw();
+    let unreadable =
+        |d: &Path, e: std::io::Error| FileError::Unreadable { path: d.display().to_string(), message: e.to_string() };
+    let absolute = std::path::absolute(directory).map_err(|e| unreadable(directory, e))?;
+    let real = std::fs::canonicalize(directory).map_err(|e| unreadable(directory, e))?;
+    for directory in absolute.ancestors().chain(real.ancestors()) {
+        let meta = std::fs::metadata(directory).map_err(|e| unreadable(directory, e))?;
         let dir = directory.display();
         let mode = meta.mode() & 0o7777;
+        let untrusted = |reason: String, help: String| FileError::Untrusted { path: shown.to_owned(), reason, help };
         if meta.uid() != 0 && meta.uid() != me {
             return Err(untrusted(
                 format!(
                     "the directory `{dir}` of `{shown}` is owned by uid {}, not by root or the server's user (uid {me})",
                     meta.uid()
                 ),
-                format!("move the file to a directory that only root or uid {me} can change, {override_help}"),
+                format!("use a directory that only root or uid {me} can change, {OVERRIDE_HELP}"),
             ));
         }
         let sticky = mode & 0o1000 != 0;
@@ -206,16 +239,11 @@ fn trusted(path: &Path, file: &Metadata, kind: FileKind) -> Result<(), FileError
             let who = if mode & 0o002 != 0 { "others" } else { "group" };
             return Err(untrusted(
                 format!("the directory `{dir}` of `{shown}` is writable by {who} (mode {:o})", mode & 0o7777),
-                format!("`chmod go-w {dir}`, {override_help}"),
+                format!("`chmod go-w {dir}`, {OVERRIDE_HELP}"),
             ));
         }
     }
     Ok(())
-}
-
-/// The directories holding `path`, from its parent up to `/`.
-fn ancestors(path: &Path) -> impl Iterator<Item = PathBuf> + '_ {
-    path.ancestors().skip(1).filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf)
 }
 
 #[cfg(test)]

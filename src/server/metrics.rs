@@ -72,6 +72,8 @@ pub(crate) struct Metrics {
     latency: [Histogram; Endpoint::ALL.len()],
     connections_open: AtomicU64,
     connections_total: AtomicU64,
+    connections_refused: AtomicU64,
+    connections_evicted: AtomicU64,
     identity_lookup_failures: AtomicU64,
     /// Credentials handed out, by role ARN (`fallback` for the base credentials): from the cache, from STS.
     grants: RwLock<HashMap<Box<str>, [AtomicU64; 2]>>,
@@ -97,6 +99,14 @@ impl Metrics {
     pub(crate) fn connection_opened(&self) {
         self.connections_open.fetch_add(1, Ordering::Relaxed);
         self.connections_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connection_evicted(&self) {
+        self.connections_evicted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn connection_closed(&self) {
@@ -200,9 +210,21 @@ impl Metrics {
         }
 
         let generation = store.current();
-        let simple: [(&str, &str, &str, u64); 15] = [
+        let simple: [(&str, &str, &str, u64); 17] = [
             ("connections_open", "gauge", "Connections open now.", load(&self.connections_open)),
             ("connections_total", "counter", "Connections accepted.", load(&self.connections_total)),
+            (
+                "connections_evicted_total",
+                "counter",
+                "Idle connections closed to make room for a new one in a full connection budget.",
+                load(&self.connections_evicted),
+            ),
+            (
+                "connections_refused_total",
+                "counter",
+                "Unix-socket connections refused because their uid held --max-connections-per-uid.",
+                load(&self.connections_refused),
+            ),
             (
                 "identity_lookup_failures_total",
                 "counter",

@@ -18,14 +18,17 @@
 
 mod api;
 mod audit;
+mod budget;
+mod deadline;
 pub mod files;
 mod metrics;
 pub mod peer;
 pub mod store;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -35,10 +38,12 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use crate::credentials::{Broker, CredentialSource};
 use audit::Audit;
+use budget::Budget;
+use deadline::WriteDeadline;
 use files::FileCheck;
 use metrics::Metrics;
 use peer::{BearerToken, Caller, OsIdentities};
@@ -56,8 +61,16 @@ pub struct ServerOptions {
     pub body_timeout: Duration,
     /// How long a request may take in all (STS included); then 504. Default 30 s.
     pub request_timeout: Duration,
-    /// Connections served at once (0 counts as 1); more wait in the listen backlog. Default 1024.
+    /// Connections served at once on each kind of listener — TCP and the Unix socket have a budget of
+    /// this size each, so that a flood on one never shuts out the other (0 counts as 1); more wait in the
+    /// listen backlog. Lowered at start, with a log line, to what the process may open. Default 512.
     pub max_connections: usize,
+    /// Connections one uid may hold open at once on the Unix socket, root and `allowed_uids` exempt;
+    /// more are answered 429 `too-many-connections` and closed. Default 32.
+    pub max_connections_per_uid: usize,
+    /// How long an answer may take to leave once the client stops reading, whole answer included;
+    /// then the connection is closed. Default 10 s.
+    pub write_timeout: Duration,
     /// How long shutdown waits for requests in flight. Default 30 s.
     pub drain_timeout: Duration,
     /// How often the configuration file is checked for changes; `None` watches nothing. Default 1 s.
@@ -66,6 +79,8 @@ pub struct ServerOptions {
     pub allowed_uids: Vec<u32>,
     /// How long the OS's answer for a uid (user name and groups) is reused. Default 300 s.
     pub identity_ttl: Duration,
+    /// How long a request waits for the OS's user and group databases before 503. Default 2 s.
+    pub identity_timeout: Duration,
     /// Who may receive the base credentials for a fallback decision. Default: nobody.
     pub fallback_credentials: FallbackCredentials,
     /// Whether untrusted token files are refused (the default) or only warned about. The configuration
@@ -92,11 +107,14 @@ impl Default for ServerOptions {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
-            max_connections: 1024,
+            max_connections: 512,
+            max_connections_per_uid: 32,
+            write_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
             watch_interval: Some(Duration::from_secs(1)),
             allowed_uids: Vec::new(),
             identity_ttl: Duration::from_secs(300),
+            identity_timeout: Duration::from_secs(2),
             fallback_credentials: FallbackCredentials::default(),
             file_check: FileCheck::default(),
         }
@@ -115,9 +133,17 @@ pub enum Listener {
 impl Listener {
     /// Binds a Unix socket at `path` with permissions `mode` (e.g. `0o666`: any local user may connect and
     /// gets only its own user's answers). A stale socket file nobody listens on is replaced; a live one is
-    /// an error.
-    pub async fn bind_unix(path: &Path, mode: u32) -> std::io::Result<Listener> {
-        use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    /// an error, and so is anything else at `path`.
+    ///
+    /// The directory must be trusted as the configuration's is (see [`files`]): otherwise another user
+    /// could replace the socket or redirect it. The socket is bound and given its mode inside a fresh
+    /// directory only this process can enter, then renamed into place: no other user ever sees it with
+    /// another mode, and no symlink is followed. The staging path is `DIR/.emrfs-rolemap-PID-N/s`, which
+    /// must fit the 107 bytes a socket path may have.
+    pub async fn bind_unix(path: &Path, mode: u32, check: FileCheck) -> std::io::Result<Listener> {
+        use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+        files::check_directories(path, check)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::PermissionDenied, e.to_string()))?;
         if let Ok(meta) = std::fs::symlink_metadata(path) {
             if !meta.file_type().is_socket() {
                 return Err(std::io::Error::new(
@@ -131,11 +157,22 @@ impl Listener {
                     format!("another server is listening on `{}`", path.display()),
                 ));
             }
-            std::fs::remove_file(path)?;
         }
-        let listener = UnixListener::bind(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-        Ok(Listener::Unix(listener, path.to_owned()))
+        static STAGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = STAGED.fetch_add(1, Ordering::Relaxed);
+        let directory = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let private = directory.join(format!(".emrfs-rolemap-{}-{n}", std::process::id()));
+        std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+        let staged = private.join("s");
+        let bound = UnixListener::bind(&staged).and_then(|listener| {
+            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))?;
+            // Replaces a stale socket in one step.
+            std::fs::rename(&staged, path)?;
+            Ok(listener)
+        });
+        let _ = std::fs::remove_file(&staged);
+        let _ = std::fs::remove_dir(&private);
+        Ok(Listener::Unix(bound?, path.to_owned()))
     }
 
     /// Where the listener listens: `tcp ADDRESS` or `unix PATH`.
@@ -156,10 +193,11 @@ pub(crate) struct App<S> {
     broker: Broker<S>,
     token: ArcSwapOption<BearerToken>,
     options: ServerOptions,
-    identities: OsIdentities,
+    identities: Arc<OsIdentities>,
     metrics: Metrics,
     audit: Audit,
     draining: AtomicBool,
+    uid_connections: UidConnections,
 }
 
 impl<S> App<S> {
@@ -204,7 +242,7 @@ impl<S: CredentialSource> Server<S> {
     /// A server answering from `store`, fetching credentials through `broker`. `token` authenticates TCP
     /// callers.
     pub fn new(store: Arc<ConfigStore>, broker: Broker<S>, token: Option<BearerToken>, options: ServerOptions) -> Self {
-        let identities = OsIdentities::new(options.identity_ttl);
+        let identities = Arc::new(OsIdentities::new(options.identity_ttl, options.identity_timeout));
         let token = ArcSwapOption::from(token.map(Arc::new));
         let app = App {
             store,
@@ -215,6 +253,7 @@ impl<S: CredentialSource> Server<S> {
             metrics: Metrics::default(),
             audit: Audit::default(),
             draining: false.into(),
+            uid_connections: UidConnections::default(),
         };
         Server { app: Arc::new(app) }
     }
@@ -244,15 +283,25 @@ impl<S: CredentialSource> Server<S> {
         }
         let (stop_tx, stop_rx) = watch::channel(false);
         let graceful = Arc::new(GracefulShutdown::new());
-        let permits = Arc::new(Semaphore::new(self.app.options.max_connections.max(1)));
+        let kinds = [
+            listeners.iter().any(|l| matches!(l, Listener::Tcp(_))),
+            listeners.iter().any(|l| matches!(l, Listener::Unix(..))),
+        ];
+        let budget = connection_budget(self.app.options.max_connections, kinds.iter().filter(|k| **k).count());
+        // One budget per kind of listener: a flood of TCP clients never shuts out the Unix socket.
+        let (tcp_budget, unix_budget) = (Budget::new(budget), Budget::new(budget));
         let mut accepting = Vec::new();
         let mut sockets = Vec::new();
         for listener in listeners {
-            let (app, graceful, permits, stop) = (self.app.clone(), graceful.clone(), permits.clone(), stop_rx.clone());
-            if let Listener::Unix(_, path) = &listener {
-                sockets.push(path.clone());
-            }
-            accepting.push(tokio::spawn(accept_loop(app, listener, graceful, permits, stop)));
+            let budget = match &listener {
+                Listener::Tcp(_) => tcp_budget.clone(),
+                Listener::Unix(_, path) => {
+                    sockets.push(path.clone());
+                    unix_budget.clone()
+                }
+            };
+            let (app, graceful, stop) = (self.app.clone(), graceful.clone(), stop_rx.clone());
+            accepting.push(tokio::spawn(accept_loop(app, listener, graceful, budget, stop)));
         }
         shutdown.await;
         tracing::info!("shutting down: no new connections; draining requests in flight");
@@ -280,49 +329,129 @@ async fn accept_loop<S: CredentialSource>(
     app: Arc<App<S>>,
     listener: Listener,
     graceful: Arc<GracefulShutdown>,
-    permits: Arc<Semaphore>,
+    budget: Arc<Budget>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        let permit = tokio::select! {
-            _ = stop.wait_for(|stop| *stop) => return,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-        };
         let accepted = tokio::select! {
             _ = stop.wait_for(|stop| *stop) => return,
-            accepted = accept(&listener) => accepted,
+            accepted = accept(&app, &listener) => accepted,
         };
-        match accepted {
-            Ok(Some((io, caller))) => {
-                let app = app.clone();
-                app.metrics.connection_opened();
-                let service = {
-                    let app = app.clone();
-                    service_fn(move |request| api::handle(app.clone(), caller, request))
-                };
-                let connection = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(app.options.header_timeout)
-                    .serve_connection(io, service);
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!("connection ended: {e}");
-                    }
-                    app.metrics.connection_closed();
-                    drop(permit);
-                });
-            }
-            Ok(None) => {}
+        let (io, caller, uid_slot) = match accepted {
+            Ok(Some(accepted)) => accepted,
+            Ok(None) => continue,
             Err(e) => {
                 // Out of file descriptors and the like: keep serving the connections we have.
                 tracing::warn!("accept failed on {}: {e}", listener.describe());
                 tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        // Holds at most this one accepted connection while the budget makes room.
+        let (place, evicted) = tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return,
+            admitted = budget.admit() => admitted,
+        };
+        if evicted {
+            app.metrics.connection_evicted();
+        }
+        app.metrics.connection_opened();
+        let service = {
+            let (app, place) = (app.clone(), place.tracked().clone());
+            let clock = budget.clone();
+            service_fn(move |request| {
+                place.request_started(clock.now());
+                let (handled, place, clock) = (api::handle(app.clone(), caller, request), place.clone(), clock.clone());
+                async move {
+                    let response = handled.await;
+                    place.request_ended(clock.now());
+                    response
+                }
+            })
+        };
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(app.options.header_timeout)
+            .serve_connection(io, service);
+        let connection = graceful.watch(connection);
+        let app = app.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                ended = connection => if let Err(e) = ended {
+                    tracing::debug!("connection ended: {e}");
+                },
+                () = place.tracked().closed() => tracing::debug!("closed an idle connection to make room for a new one"),
+            }
+            app.metrics.connection_closed();
+            drop((place, uid_slot));
+        });
+    }
+}
+
+/// File descriptors kept for everything but connections: the configuration, STS, logs.
+const RESERVED_FILES: u64 = 64;
+
+/// The per-listener budget: `wanted`, or less when `kinds` budgets of that size would not fit in the
+/// files the process may open (`RLIMIT_NOFILE`), which is logged.
+fn connection_budget(wanted: usize, kinds: usize) -> usize {
+    let wanted = wanted.max(1);
+    let Ok((soft, _)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) else {
+        return wanted;
+    };
+    let fits = (soft.saturating_sub(RESERVED_FILES) / kinds.max(1) as u64).max(1);
+    if wanted as u64 <= fits {
+        return wanted;
+    }
+    tracing::warn!(
+        "lowered --max-connections from {wanted} to {fits} per listener: the process may open {soft} files \
+         (RLIMIT_NOFILE), {RESERVED_FILES} of them kept for other uses; raise the limit (ulimit -n) to serve more"
+    );
+    fits as usize
+}
+
+/// Raises the soft limit on open files to the hard limit, so that the connection budgets fit; returns
+/// the limit now in force.
+pub fn raise_open_files_limit() -> std::io::Result<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    }
+    Ok(hard.max(soft))
+}
+
+/// Connections open per Unix-socket uid, for [`ServerOptions::max_connections_per_uid`].
+#[derive(Debug, Default)]
+struct UidConnections(Mutex<HashMap<u32, usize>>);
+
+/// One open connection of a uid; dropping it gives the slot back.
+struct UidSlot<S> {
+    app: Arc<App<S>>,
+    uid: u32,
+}
+
+impl<S> Drop for UidSlot<S> {
+    fn drop(&mut self) {
+        let mut counts = self.app.uid_connections.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = counts.get_mut(&self.uid) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.uid);
             }
         }
+    }
+}
+
+impl<S> App<S> {
+    /// Takes a connection slot of `uid`, or `None` when it holds its limit already.
+    fn take_uid_slot(self: &Arc<Self>, uid: u32) -> Option<UidSlot<S>> {
+        let mut counts = self.uid_connections.0.lock().unwrap_or_else(|p| p.into_inner());
+        let count = counts.entry(uid).or_default();
+        if *count >= self.options.max_connections_per_uid.max(1) {
+            return None;
+        }
+        *count += 1;
+        Some(UidSlot { app: self.clone(), uid })
     }
 }
 
@@ -330,25 +459,70 @@ async fn accept_loop<S: CredentialSource>(
 trait Connection: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Connection for T {}
 
-/// The next connection and its caller; `None` when a Unix peer's credentials are unavailable (the
-/// connection is refused).
-async fn accept(listener: &Listener) -> std::io::Result<Option<(TokioIo<Box<dyn Connection>>, Caller)>> {
+/// An accepted connection: its stream (with the write deadline), its caller, and for a Unix-socket
+/// caller that is not trusted, its uid's slot.
+type Accepted<S> = (TokioIo<Box<dyn Connection>>, Caller, Option<UidSlot<S>>);
+
+/// The next connection; `None` when it was refused at once (a Unix peer without credentials, or a uid
+/// over its connection limit, which is told so).
+async fn accept<S>(app: &Arc<App<S>>, listener: &Listener) -> std::io::Result<Option<Accepted<S>>> {
+    let limit = app.options.write_timeout;
     match listener {
         Listener::Tcp(l) => {
             let (stream, _) = l.accept().await?;
             let _ = stream.set_nodelay(true);
-            Ok(Some((TokioIo::new(Box::new(stream)), Caller::Tcp)))
+            Ok(Some((TokioIo::new(Box::new(WriteDeadline::new(stream, limit))), Caller::Tcp, None)))
         }
         Listener::Unix(l, _) => {
             let (stream, _) = l.accept().await?;
-            match stream.peer_cred() {
-                Ok(credentials) => Ok(Some((TokioIo::new(Box::new(stream)), Caller::Unix { uid: credentials.uid() }))),
+            let uid = match stream.peer_cred() {
+                Ok(credentials) => credentials.uid(),
                 Err(e) => {
                     tracing::warn!("refused a Unix-socket connection without peer credentials: {e}");
-                    Ok(None)
+                    return Ok(None);
                 }
-            }
+            };
+            let caller = Caller::Unix { uid };
+            let slot = if app.trusts(caller) {
+                None
+            } else {
+                match app.take_uid_slot(uid) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        refuse_connection(app, caller, &stream);
+                        return Ok(None);
+                    }
+                }
+            };
+            Ok(Some((TokioIo::new(Box::new(WriteDeadline::new(stream, limit))), caller, slot)))
         }
+    }
+}
+
+/// Answers a connection over its uid's limit with 429 `too-many-connections`, without waiting for the
+/// client (the answer fits the empty socket buffer), and counts and audits it.
+fn refuse_connection<S>(app: &App<S>, caller: Caller, stream: &tokio::net::UnixStream) {
+    let limit = app.options.max_connections_per_uid.max(1);
+    let body = serde_json::json!({"error": {
+        "code": "too-many-connections",
+        "message": format!("{caller} has {limit} connections open, the most one uid may have"),
+        "help": "reuse a keep-alive connection, or close idle ones",
+    }})
+    .to_string();
+    let answer = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         retry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.try_write(answer.as_bytes());
+    app.metrics.connection_refused();
+    app.metrics.refused("too-many-connections");
+    if let Some(left_out) = app.audit.refusal(caller, "too-many-connections", std::time::Instant::now()) {
+        tracing::warn!(
+            target: "emrfs_rolemap::audit",
+            "refused: caller={caller} code=too-many-connections: {limit} connections open (--max-connections-per-uid); \
+             {left_out} more refusal(s) like it not logged since the last line"
+        );
     }
 }
 
@@ -362,6 +536,10 @@ pub async fn run_until_signalled<S: CredentialSource>(
     token_file: Option<&Path>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     use tokio::signal::unix::{SignalKind, signal};
+    match raise_open_files_limit() {
+        Ok(limit) => tracing::info!("the process may open {limit} files (RLIMIT_NOFILE)"),
+        Err(e) => tracing::warn!("cannot raise the limit on open files: {e}"),
+    }
     let mut hangup = signal(SignalKind::hangup())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;

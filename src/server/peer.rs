@@ -2,9 +2,14 @@
 //! groups the operating system gives a uid (cached for a TTL, like Hadoop's group cache).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use futures_util::future::Shared;
 
 use subtle::ConstantTimeEq;
 
@@ -134,65 +139,228 @@ pub enum IdentityError {
         /// What the system said.
         message: String,
     },
+    /// The user or group database did not answer in time (a directory service that hangs).
+    #[error("looking up uid {uid} took longer than {} ms; the user or group database did not answer", .after.as_millis())]
+    Timeout {
+        /// The uid.
+        uid: u32,
+        /// How long the lookup was waited for.
+        after: Duration,
+    },
 }
 
-/// Looks up uids in the operating system's user and group databases (NSS: files, LDAP, SSSD ...), and
-/// remembers each answer for a TTL. Lookups run on tokio's blocking pool; failures are not remembered.
-#[derive(Debug)]
+/// Where identities come from: the operating system's databases ([`SystemIdentities`]) in production.
+/// Both calls may block for as long as the databases take; they run on the lookup threads.
+pub trait IdentitySource: Send + Sync + 'static {
+    /// The user name of `uid` alone (cheap: one `getpwuid`).
+    fn user_name(&self, uid: u32) -> Result<String, IdentityError>;
+    /// The user name and groups of `uid`.
+    fn identity(&self, uid: u32) -> Result<OsIdentity, IdentityError>;
+}
+
+/// The operating system's user and group databases (NSS: files, LDAP, SSSD ...): `getpwuid_r`,
+/// `getgrouplist` and `getgrgid_r`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemIdentities;
+
+impl IdentitySource for SystemIdentities {
+    fn user_name(&self, uid: u32) -> Result<String, IdentityError> {
+        Ok(system_user(uid)?.name)
+    }
+
+    fn identity(&self, uid: u32) -> Result<OsIdentity, IdentityError> {
+        use nix::unistd::{Group, getgrouplist};
+        let failed = |e: nix::Error| IdentityError::Lookup { uid, message: e.to_string() };
+        let user = system_user(uid)?;
+        let name = std::ffi::CString::new(user.name.as_bytes())
+            .map_err(|e| IdentityError::Lookup { uid, message: e.to_string() })?;
+        let mut gids = getgrouplist(&name, user.gid).map_err(failed)?;
+        // The primary group first, then the others once each, in the database's order.
+        gids.retain(|g| *g != user.gid);
+        gids.insert(0, user.gid);
+        let mut groups = Vec::with_capacity(gids.len());
+        for gid in gids {
+            if let Some(group) = Group::from_gid(gid).map_err(failed)?
+                && !groups.contains(&group.name)
+            {
+                groups.push(group.name);
+            }
+        }
+        Ok(OsIdentity { user: user.name, groups })
+    }
+}
+
+fn system_user(uid: u32) -> Result<nix::unistd::User, IdentityError> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .map_err(|e| IdentityError::Lookup { uid, message: e.to_string() })?
+        .ok_or(IdentityError::UnknownUid(uid))
+}
+
+/// How often a cached identity's user name is checked against the database, so that a deleted user's
+/// uid, given to a new user, is not taken for the old user for longer than this.
+pub const NAME_RECHECK: Duration = Duration::from_secs(1);
+/// How long "no such uid" is remembered.
+pub const UNKNOWN_UID_TTL: Duration = Duration::from_secs(5);
+/// Threads that run lookups. A hung directory service can block them all; then lookups time out, and
+/// nothing else waits: reloads and the rest of the server use other threads.
+const LOOKUP_THREADS: usize = 4;
+/// A lookup still running after this long is given up, and the next request starts another.
+const ABANDON_AFTER: Duration = Duration::from_secs(30);
+
+type Outcome = Result<Arc<OsIdentity>, IdentityError>;
+type Flight = Shared<Pin<Box<dyn Future<Output = Outcome> + Send>>>;
+
+enum Slot {
+    /// The identity, when it was looked up (groups) and when its user name was last confirmed.
+    Known { identity: Arc<OsIdentity>, looked_up: Instant, confirmed: Instant },
+    /// No such uid, as of `at`.
+    Unknown { at: Instant },
+    /// A lookup in progress, shared by every caller that needs it.
+    Pending { started: Instant, flight: Flight },
+}
+
+/// Looks up uids in the operating system's user and group databases, on threads of its own, each wait
+/// bounded by a timeout. Each answer is kept for a TTL (its user name confirmed every
+/// [`NAME_RECHECK`]); "no such uid" for [`UNKNOWN_UID_TTL`]; other failures and timeouts not at all.
+/// Concurrent lookups of one uid share one call.
 pub struct OsIdentities {
     ttl: Duration,
-    cache: Mutex<HashMap<u32, (Instant, Arc<OsIdentity>)>>,
+    timeout: Duration,
+    source: Arc<dyn IdentitySource>,
+    jobs: Mutex<std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>>,
+    slots: Mutex<HashMap<u32, Slot>>,
+}
+
+impl std::fmt::Debug for OsIdentities {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OsIdentities").field("ttl", &self.ttl).field("timeout", &self.timeout).finish()
+    }
 }
 
 impl OsIdentities {
-    /// A cache whose answers live for `ttl`.
-    pub fn new(ttl: Duration) -> Self {
-        OsIdentities { ttl, cache: Mutex::new(HashMap::new()) }
+    /// The operating system's databases, answers kept for `ttl`, each lookup waited for at most
+    /// `timeout`.
+    pub fn new(ttl: Duration, timeout: Duration) -> Self {
+        Self::with_source(Arc::new(SystemIdentities), ttl, timeout)
     }
 
-    /// The identity of `uid`, from the cache when younger than the TTL.
-    pub async fn lookup(&self, uid: u32) -> Result<Arc<OsIdentity>, IdentityError> {
-        if let Some((at, identity)) = self.lock().get(&uid)
-            && at.elapsed() < self.ttl
-        {
-            return Ok(identity.clone());
+    /// Identities from `source`, for tests.
+    pub fn with_source(source: Arc<dyn IdentitySource>, ttl: Duration, timeout: Duration) -> Self {
+        let (jobs, queue) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..LOOKUP_THREADS {
+            let queue = Arc::clone(&queue);
+            let spawned = std::thread::Builder::new().name(format!("emrfs-rolemap-nss-{n}")).spawn(move || {
+                // Ends when the identities are dropped (the channel closes).
+                while let Ok(job) = lock(&queue).recv() {
+                    job();
+                }
+            });
+            if let Err(e) = spawned {
+                tracing::warn!("cannot start a user-lookup thread: {e}");
+            }
         }
-        let identity = tokio::task::spawn_blocking(move || lookup_uid(uid))
-            .await
-            .map_err(|e| IdentityError::Lookup { uid, message: e.to_string() })??;
-        let identity = Arc::new(identity);
-        let mut cache = self.lock();
-        let now = Instant::now();
-        cache.retain(|_, (at, _)| now.duration_since(*at) < self.ttl);
-        cache.insert(uid, (now, identity.clone()));
-        Ok(identity)
+        OsIdentities { ttl, timeout, source, jobs: Mutex::new(jobs), slots: Mutex::new(HashMap::new()) }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, (Instant, Arc<OsIdentity>)>> {
-        self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The identity of `uid`: from the cache when it is fresh, else from the database (one call for all
+    /// concurrent callers), waited for at most the timeout.
+    pub async fn lookup(self: &Arc<Self>, uid: u32) -> Result<Arc<OsIdentity>, IdentityError> {
+        let now = Instant::now();
+        let flight = {
+            let mut slots = lock(&self.slots);
+            // What to do: wait for a pending lookup (`Err`), or start one, rechecking a known identity.
+            let next = match slots.get(&uid) {
+                Some(Slot::Known { identity, looked_up, confirmed }) if now.duration_since(*looked_up) < self.ttl => {
+                    if now.duration_since(*confirmed) < NAME_RECHECK {
+                        return Ok(identity.clone());
+                    }
+                    Ok(Some((identity.clone(), *looked_up)))
+                }
+                Some(Slot::Unknown { at }) if now.duration_since(*at) < UNKNOWN_UID_TTL => {
+                    return Err(IdentityError::UnknownUid(uid));
+                }
+                Some(Slot::Pending { started, flight }) if now.duration_since(*started) < ABANDON_AFTER => {
+                    Err(flight.clone())
+                }
+                _ => Ok(None),
+            };
+            match next {
+                Err(pending) => pending,
+                Ok(recheck) => {
+                    let flight = self.start(uid, recheck);
+                    slots.insert(uid, Slot::Pending { started: now, flight: flight.clone() });
+                    flight
+                }
+            }
+        };
+        self.wait(uid, flight).await
+    }
+
+    async fn wait(&self, uid: u32, flight: Flight) -> Result<Arc<OsIdentity>, IdentityError> {
+        tokio::time::timeout(self.timeout, flight)
+            .await
+            .unwrap_or(Err(IdentityError::Timeout { uid, after: self.timeout }))
+    }
+
+    /// Starts the lookup of `uid` on the lookup threads: a check of the user name of a known identity
+    /// (`recheck`, with when its groups were looked up), or a whole lookup. The outcome is stored.
+    fn start(self: &Arc<Self>, uid: u32, recheck: Option<(Arc<OsIdentity>, Instant)>) -> Flight {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let source = Arc::clone(&self.source);
+        let job = Box::new(move || {
+            let outcome = match recheck {
+                Some((known, looked_up)) => match source.user_name(uid) {
+                    Ok(name) if name == known.user => Ok((known, looked_up)),
+                    Ok(_) => source.identity(uid).map(|i| (Arc::new(i), Instant::now())),
+                    Err(e) => Err(e),
+                },
+                None => source.identity(uid).map(|i| (Arc::new(i), Instant::now())),
+            };
+            let _ = answer.send(outcome);
+        });
+        let queued = lock(&self.jobs).send(job).is_ok();
+        let identities = Arc::downgrade(self);
+        let flight: Pin<Box<dyn Future<Output = Outcome> + Send>> = Box::pin(async move {
+            let outcome = match answered.await {
+                Ok(outcome) if queued => outcome,
+                _ => Err(IdentityError::Lookup { uid, message: "the user-lookup threads are gone".to_owned() }),
+            };
+            let now = Instant::now();
+            if let Some(identities) = identities.upgrade() {
+                let mut slots = lock(&identities.slots);
+                match &outcome {
+                    Ok((identity, looked_up)) => {
+                        let slot = Slot::Known { identity: identity.clone(), looked_up: *looked_up, confirmed: now };
+                        slots.insert(uid, slot);
+                    }
+                    Err(IdentityError::UnknownUid(_)) => {
+                        slots.insert(uid, Slot::Unknown { at: now });
+                    }
+                    Err(_) => {
+                        slots.remove(&uid);
+                    }
+                }
+                let ttl = identities.ttl;
+                slots.retain(|_, slot| match slot {
+                    Slot::Known { looked_up, .. } => now.duration_since(*looked_up) < ttl,
+                    Slot::Unknown { at } => now.duration_since(*at) < UNKNOWN_UID_TTL,
+                    Slot::Pending { started, .. } => now.duration_since(*started) < ABANDON_AFTER,
+                });
+            }
+            outcome.map(|(identity, _)| identity)
+        });
+        // Runs to the end even when every caller has stopped waiting, so that its outcome is stored.
+        let task = tokio::spawn(flight);
+        let joined: Pin<Box<dyn Future<Output = Outcome> + Send>> = Box::pin(async move {
+            task.await.unwrap_or_else(|e| Err(IdentityError::Lookup { uid, message: e.to_string() }))
+        });
+        joined.shared()
     }
 }
 
-/// `getpwuid_r`, `getgrouplist` and `getgrgid_r`.
-fn lookup_uid(uid: u32) -> Result<OsIdentity, IdentityError> {
-    use nix::unistd::{Group, Uid, User, getgrouplist};
-    let failed = |e: nix::Error| IdentityError::Lookup { uid, message: e.to_string() };
-    let user = User::from_uid(Uid::from_raw(uid)).map_err(failed)?.ok_or(IdentityError::UnknownUid(uid))?;
-    let name = std::ffi::CString::new(user.name.as_bytes())
-        .map_err(|e| IdentityError::Lookup { uid, message: e.to_string() })?;
-    let mut gids = getgrouplist(&name, user.gid).map_err(failed)?;
-    // The primary group first, then the others once each, in the database's order.
-    gids.retain(|g| *g != user.gid);
-    gids.insert(0, user.gid);
-    let mut groups = Vec::with_capacity(gids.len());
-    for gid in gids {
-        if let Some(group) = Group::from_gid(gid).map_err(failed)?
-            && !groups.contains(&group.name)
-        {
-            groups.push(group.name);
-        }
-    }
-    Ok(OsIdentity { user: user.name, groups })
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -216,11 +384,138 @@ mod tests {
 
     #[tokio::test]
     async fn root_is_in_the_user_database() {
-        let identities = OsIdentities::new(Duration::from_secs(300));
+        let identities = Arc::new(OsIdentities::new(Duration::from_secs(300), Duration::from_secs(2)));
         let root = identities.lookup(0).await.unwrap();
         assert_eq!(root.user, "root");
         assert_eq!(root.groups.first().map(String::as_str), Some("root"));
         assert!(Arc::ptr_eq(&root, &identities.lookup(0).await.unwrap()), "the second lookup is cached");
         assert_eq!(identities.lookup(4_000_000_000).await, Err(IdentityError::UnknownUid(4_000_000_000)));
+    }
+
+    /// A database whose answers the test changes, counting calls; `hang` makes every call wait until
+    /// the test ends (a directory service that never answers).
+    #[derive(Default)]
+    struct Fake {
+        users: Mutex<HashMap<u32, OsIdentity>>,
+        names: std::sync::atomic::AtomicUsize,
+        identities: std::sync::atomic::AtomicUsize,
+        hang: std::sync::atomic::AtomicBool,
+        released: std::sync::Condvar,
+    }
+
+    impl Fake {
+        fn set(&self, uid: u32, user: &str, groups: &[&str]) {
+            let identity = OsIdentity { user: user.to_owned(), groups: groups.iter().map(|g| g.to_string()).collect() };
+            lock(&self.users).insert(uid, identity);
+        }
+
+        fn answer(&self, uid: u32) -> Result<OsIdentity, IdentityError> {
+            let mut users = lock(&self.users);
+            while self.hang.load(std::sync::atomic::Ordering::SeqCst) {
+                users = self.released.wait(users).unwrap_or_else(|p| p.into_inner());
+            }
+            users.get(&uid).cloned().ok_or(IdentityError::UnknownUid(uid))
+        }
+    }
+
+    impl IdentitySource for Fake {
+        fn user_name(&self, uid: u32) -> Result<String, IdentityError> {
+            self.names.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.answer(uid).map(|i| i.user)
+        }
+
+        fn identity(&self, uid: u32) -> Result<OsIdentity, IdentityError> {
+            self.identities.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.answer(uid)
+        }
+    }
+
+    /// Suspicion confirmed and fixed: a deleted user's uid given to a new user was taken for the old user
+    /// for the whole group-cache TTL (300 s by default). Now the name is confirmed every NAME_RECHECK.
+    #[tokio::test]
+    async fn a_reused_uid_is_not_taken_for_its_old_user() {
+        let fake = Arc::new(Fake::default());
+        fake.set(5000, "alice", &["finance"]);
+        let identities =
+            Arc::new(OsIdentities::with_source(fake.clone(), Duration::from_secs(300), Duration::from_secs(2)));
+        assert_eq!(identities.lookup(5000).await.unwrap().user, "alice");
+        fake.set(5000, "mallory", &["staff"]);
+        assert_eq!(identities.lookup(5000).await.unwrap().user, "alice", "within NAME_RECHECK the answer is cached");
+        std::thread::sleep(NAME_RECHECK);
+        let now = identities.lookup(5000).await.unwrap();
+        assert_eq!((now.user.as_str(), now.groups.as_slice()), ("mallory", ["staff".to_owned()].as_slice()));
+        // An unchanged name keeps the groups: only the cheap name lookup runs.
+        std::thread::sleep(NAME_RECHECK);
+        let before = fake.identities.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(Arc::ptr_eq(&now, &identities.lookup(5000).await.unwrap()));
+        assert_eq!(fake.identities.load(std::sync::atomic::Ordering::SeqCst), before);
+    }
+
+    /// A directory service that never answers: each lookup fails after the timeout, concurrent lookups
+    /// share one call, and the threads tokio keeps for blocking work (reloads) stay free.
+    #[test]
+    fn a_hung_lookup_times_out_once_for_everyone_and_blocks_nothing_else() {
+        // Two blocking threads only: lookups that ran on tokio's blocking pool would take them both.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(hung_lookups())));
+        // Never wait for threads a hung lookup holds.
+        runtime.shutdown_background();
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    async fn hung_lookups() {
+        let fake = Arc::new(Fake::default());
+        fake.hang.store(true, std::sync::atomic::Ordering::SeqCst);
+        let timeout = Duration::from_millis(300);
+        let identities = Arc::new(OsIdentities::with_source(fake.clone(), Duration::from_secs(300), timeout));
+        let started = std::time::Instant::now();
+        let waits: Vec<_> = (0..100)
+            .map(|_| {
+                let identities = identities.clone();
+                tokio::spawn(async move { identities.lookup(7).await })
+            })
+            .collect();
+        for wait in waits {
+            assert_eq!(wait.await.unwrap(), Err(IdentityError::Timeout { uid: 7, after: timeout }));
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert_eq!(fake.identities.load(std::sync::atomic::Ordering::SeqCst), 1, "one call for 100 waiters");
+        // Every lookup thread hangs on another uid; blocking work elsewhere still runs.
+        for uid in 100..100 + LOOKUP_THREADS as u32 {
+            assert!(identities.lookup(uid).await.is_err());
+        }
+        let reload = tokio::task::spawn_blocking(|| "reloaded");
+        assert_eq!(tokio::time::timeout(Duration::from_secs(2), reload).await.unwrap().unwrap(), "reloaded");
+        // The database comes back: the next lookup after the pending one is given up answers.
+        fake.set(7, "bob", &[]);
+        fake.hang.store(false, std::sync::atomic::Ordering::SeqCst);
+        fake.released.notify_all();
+        let started = std::time::Instant::now();
+        loop {
+            if let Ok(identity) = identities.lookup(7).await {
+                assert_eq!(identity.user, "bob");
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(5));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_uids_are_remembered_briefly() {
+        let fake = Arc::new(Fake::default());
+        let identities =
+            Arc::new(OsIdentities::with_source(fake.clone(), Duration::from_secs(300), Duration::from_secs(2)));
+        for _ in 0..10 {
+            assert_eq!(identities.lookup(9).await, Err(IdentityError::UnknownUid(9)));
+        }
+        assert_eq!(fake.identities.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

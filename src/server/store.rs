@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 
 use super::files::{FileCheck, FileError, FileKind, open_trusted};
 use crate::config::read_document;
@@ -136,20 +136,19 @@ impl FileStamp {
     }
 }
 
-#[derive(Debug, Default)]
-struct ReloadState {
-    stamp: Option<FileStamp>,
-    last_failure: Option<Arc<ReloadFailure>>,
-}
-
-/// The served configuration and its reload history. Reloads are serialised; readers never wait.
+/// The served configuration and its reload history. Reloads are serialised by a lock that only
+/// reloads take; what readers see (the generation, the last failure, the counters) is published
+/// atomically, so a request, `/readyz` or `/metrics` never waits for a reload, however long it reads or
+/// compiles.
 #[derive(Debug)]
 pub struct ConfigStore {
     path: PathBuf,
     options: ResolverOptions,
     check: FileCheck,
     current: ArcSwap<Generation>,
-    state: Mutex<ReloadState>,
+    /// The stamp of the file when it was last read; held by the reload in progress.
+    reloading: Mutex<Option<FileStamp>>,
+    last_failure: ArcSwapOption<ReloadFailure>,
     reloads: AtomicU64,
     reload_failures: AtomicU64,
 }
@@ -167,7 +166,8 @@ impl ConfigStore {
             options,
             check,
             current: ArcSwap::from_pointee(generation),
-            state: Mutex::new(ReloadState { stamp, last_failure: None }),
+            reloading: Mutex::new(stamp),
+            last_failure: ArcSwapOption::empty(),
             reloads: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),
         })
@@ -187,25 +187,26 @@ impl ConfigStore {
     /// file changes nothing but the recorded failure. Blocks on file I/O and compilation: call it from a
     /// blocking context.
     pub fn reload(&self) -> Result<ReloadOutcome, LoadError> {
-        let mut state = self.lock_state();
-        state.stamp = FileStamp::of(&self.path);
-        self.reload_locked(&mut state)
+        let mut stamp = self.lock_reloading();
+        *stamp = FileStamp::of(&self.path);
+        self.reload_locked()
     }
 
     /// Like [`reload`](Self::reload), but only when the file's size, times or inode changed since it was
     /// last read; otherwise [`ReloadOutcome::NotModified`]. A file that disappears fails once, not on
     /// every call.
     pub fn reload_if_modified(&self) -> Result<ReloadOutcome, LoadError> {
-        let mut state = self.lock_state();
-        let stamp = FileStamp::of(&self.path);
-        if stamp == state.stamp {
+        let mut stamp = self.lock_reloading();
+        let now = FileStamp::of(&self.path);
+        if now == *stamp {
             return Ok(ReloadOutcome::NotModified);
         }
-        state.stamp = stamp;
-        self.reload_locked(&mut state)
+        *stamp = now;
+        self.reload_locked()
     }
 
-    fn reload_locked(&self, state: &mut ReloadState) -> Result<ReloadOutcome, LoadError> {
+    /// Reads and compiles under the reload lock (held by the caller), then publishes the outcome.
+    fn reload_locked(&self) -> Result<ReloadOutcome, LoadError> {
         let outcome = read(&self.path, self.check).and_then(|bytes| {
             let current = self.current.load();
             if fingerprint(&bytes) == current.fingerprint {
@@ -218,18 +219,19 @@ impl ConfigStore {
             Ok(ReloadOutcome::Reloaded { generation })
         });
         match &outcome {
-            Ok(_) => state.last_failure = None,
+            Ok(_) => self.last_failure.store(None),
             Err(error) => {
                 self.reload_failures.fetch_add(1, Ordering::Relaxed);
-                state.last_failure = Some(Arc::new(ReloadFailure { at: SystemTime::now(), error: error.clone() }));
+                let failure = ReloadFailure { at: SystemTime::now(), error: error.clone() };
+                self.last_failure.store(Some(Arc::new(failure)));
             }
         }
         outcome
     }
 
-    /// The last failed reload, unless a later reload succeeded.
+    /// The last failed reload, unless a later reload succeeded. Never waits for a reload.
     pub fn last_failure(&self) -> Option<Arc<ReloadFailure>> {
-        self.lock_state().last_failure.clone()
+        self.last_failure.load_full()
     }
 
     /// Successful reloads that changed the configuration.
@@ -242,8 +244,8 @@ impl ConfigStore {
         self.reload_failures.load(Ordering::Relaxed)
     }
 
-    fn lock_state(&self) -> MutexGuard<'_, ReloadState> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock_reloading(&self) -> MutexGuard<'_, Option<FileStamp>> {
+        self.reloading.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -63,6 +63,9 @@ pub struct ServeArgs {
     /// How long the OS's user name and groups of a uid are reused, in seconds.
     #[arg(long, value_name = "SECONDS", default_value = "300", value_parser = parse_seconds)]
     group_cache_ttl: Duration,
+    /// Seconds a request waits for the OS's user and group databases (NSS) before 503.
+    #[arg(long, value_name = "SECONDS", default_value = "2", value_parser = parse_positive_seconds)]
+    identity_lookup_timeout: Duration,
     /// The largest request body, in bytes; larger bodies get 413.
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
     body_limit: usize,
@@ -78,9 +81,17 @@ pub struct ServeArgs {
     /// Seconds to wait for requests in flight after SIGTERM.
     #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
     drain_timeout: Duration,
-    /// Connections served at once.
-    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Connections served at once on each listener kind (TCP and the Unix socket each have this many);
+    /// lowered at start to what the process may open.
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
+    /// Connections one uid may hold open on the Unix socket (root and --allow-uid exempt); more get 429.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections_per_uid: u32,
+    /// Seconds an answer may take to leave once the client stops reading (the whole answer, not each
+    /// write); then the connection is closed.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_positive_seconds)]
+    write_timeout: Duration,
     /// Seconds between checks of the configuration file for changes; 0 reloads on SIGHUP only.
     #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = parse_seconds)]
     watch_interval: Duration,
@@ -171,6 +182,12 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Unusable> {
         (listen, _) => listen,
     };
     init_logging();
+    if let Some(address) = listen.filter(|a| !a.ip().is_loopback()) {
+        tracing::warn!(
+            "listening on {address}, which is not a loopback address: TCP is not encrypted, so the bearer token \
+             and the credentials cross the network in clear; keep TCP on 127.0.0.1 or ::1, or put TLS in front"
+        );
+    }
     let token = match (&args.token_file, listen) {
         (Some(file), _) => Some(BearerToken::from_file(file, args.file_check())?),
         (None, Some(address)) => {
@@ -187,10 +204,13 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Unusable> {
         body_timeout: args.body_timeout,
         request_timeout: args.request_timeout,
         max_connections: args.max_connections as usize,
+        max_connections_per_uid: args.max_connections_per_uid as usize,
+        write_timeout: args.write_timeout,
         drain_timeout: args.drain_timeout,
         watch_interval: Some(args.watch_interval).filter(|i| !i.is_zero()),
         allowed_uids: args.allow_uid.clone(),
         identity_ttl: args.group_cache_ttl,
+        identity_timeout: args.identity_lookup_timeout,
         fallback_credentials: match args.fallback_credentials {
             FallbackArg::Refuse => FallbackCredentials::Refuse,
             FallbackArg::Trusted => FallbackCredentials::Trusted,
@@ -208,7 +228,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Unusable> {
         .enable_all()
         .build()
         .map_err(|e| Unusable(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let source = StsSource::new(source_config).await?;
         let broker = Broker::new(CredentialCache::new(source, cache_config), settings)?;
         let mut listeners = Vec::new();
@@ -219,7 +239,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Unusable> {
             listeners.push(Listener::Tcp(listener));
         }
         if let Some(path) = &args.socket {
-            let listener = Listener::bind_unix(path, args.socket_mode)
+            let listener = Listener::bind_unix(path, args.socket_mode, args.file_check())
                 .await
                 .map_err(|e| Unusable(format!("cannot listen on `{}`: {e}", path.display())))?;
             listeners.push(listener);
@@ -233,7 +253,10 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Unusable> {
         out.flush()?;
         drop(out);
         run_until_signalled(&server, listeners, args.token_file.as_deref()).await.map_err(|e| Unusable(e.to_string()))
-    })?;
+    });
+    // Whatever a reload or an OS lookup is still doing on a blocking thread, exit now: the drain is over.
+    runtime.shutdown_timeout(Duration::ZERO);
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 
