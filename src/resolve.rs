@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::ser::SerializeStruct;
 
 use crate::config::{IdentifierType, RoleArn};
+use crate::diagnostics::Escaped;
 use crate::s3path::{S3Path, S3PathError};
 
 /// One S3 request as EMRFS sees it: the Hadoop user, the user's groups, and the S3 location.
@@ -179,7 +180,7 @@ impl fmt::Display for Resolution<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Resolution::Mapping(m) => {
-                write!(f, "mapping {} ({} `{}`): {}", m.index, m.identifier_type, m.identifier, m.role)
+                write!(f, "mapping {} ({} `{}`): {}", m.index, m.identifier_type, Escaped(m.identifier), m.role)
             }
             Resolution::Fallback { role: Some(role) } => write!(f, "fallback: {role}"),
             Resolution::Fallback { role: None } => write!(f, "fallback: the instance-profile role"),
@@ -259,18 +260,19 @@ impl Explanation<'_> {
 }
 
 impl fmt::Display for Explanation<'_> {
-    /// A table: one line per mapping (verdict, index, type, role, detail), then the resolution.
+    /// A table: one line per mapping (verdict, index, type, role, detail), then the resolution; text
+    /// from the configuration and the request is shown through [`Escaped`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let role_width = self.mappings.iter().map(|m| m.role.as_str().len()).max().unwrap_or(0);
         let index_width = self.mappings.len().saturating_sub(1).to_string().len();
         let decisive = self.resolution.mapping_index().unwrap_or(0);
         for m in &self.mappings {
             let (mark, detail) = match &m.verdict {
-                Verdict::Decisive { identifier } => ("=> decisive", format!("matched `{identifier}`")),
+                Verdict::Decisive { identifier } => ("=> decisive", format!("matched `{}`", Escaped(identifier))),
                 Verdict::Shadowed { identifier } => {
-                    ("   shadowed", format!("matched `{identifier}`, but mapping {decisive} decides first"))
+                    ("   shadowed", format!("matched `{}`, but mapping {decisive} decides first", Escaped(identifier)))
                 }
-                Verdict::NoMatch { reason } => ("   no match", reason.clone()),
+                Verdict::NoMatch { reason } => ("   no match", Escaped(reason).to_string()),
             };
             writeln!(
                 f,

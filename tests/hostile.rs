@@ -255,3 +255,160 @@ fn a_user_in_ten_thousand_groups_resolves_to_the_first_matching_mapping() {
     assert_eq!(resolver.explain(&request).resolution.mapping_index(), Some(0));
     assert_eq!(resolver.prepare(Some("u"), &groups).resolve(None).mapping_index(), Some(0));
 }
+
+// ---- terminal escapes ---------------------------------------------------------------------------
+
+/// What hostile input puts in text a terminal shows: ESC starting a colour sequence, BEL, the C1 control
+/// CSI, DEL and a right-to-left override.
+const HOSTILE: &str = "\u{1b}[31m\u{7}\u{9b}\u{7f}\u{202e}";
+/// [`HOSTILE`] as every human-readable output shows it.
+const HOSTILE_SHOWN: &str = r"\u{1b}[31m\u{7}\u{9b}\u{7f}\u{202e}";
+/// The raw characters of [`HOSTILE`] that must never reach a terminal.
+const RAW: [char; 5] = ['\u{1b}', '\u{7}', '\u{9b}', '\u{7f}', '\u{202e}'];
+/// The part of [`HOSTILE`] that identifiers may hold (control characters are errors there), and how it shows.
+const BIDI: &str = "\u{202e}";
+const BIDI_SHOWN: &str = r"\u{202e}";
+
+/// Asserts that `text` holds none of the [`RAW`] characters, and each of `shown`.
+#[track_caller]
+fn assert_shown_escaped(text: &str, shown: &[&str], what: &str) {
+    for c in RAW {
+        assert!(!text.contains(c), "{what}: the raw character U+{:04X} reaches the terminal in\n{text:?}", c as u32);
+    }
+    for s in shown {
+        assert!(text.contains(s), "{what}: `{s}` is not shown in\n{text}");
+    }
+}
+
+/// `{"RoleMappings": mappings}` as JSON text: serde_json writes C0 controls as `\u00XX` escapes and every
+/// other character raw, so DEL, C1 controls and the override reach the source excerpts as they are.
+fn role_mappings(mappings: serde_json::Value) -> String {
+    serde_json::json!({ "RoleMappings": mappings }).to_string()
+}
+
+/// `{"Role": ROLE, "IdentifierType": kind, "Identifiers": identifiers}`.
+fn mapping(kind: &str, identifiers: &[String]) -> serde_json::Value {
+    serde_json::json!({"Role": "arn:aws:iam::123456789012:role/r", "IdentifierType": kind, "Identifiers": identifiers})
+}
+
+/// A JSON string literal.
+fn quoted(text: &str) -> String {
+    serde_json::to_string(text).expect("a string serializes")
+}
+
+/// A document whose diagnostic of `code` quotes input, with the options it needs and the escaped form
+/// the rendered diagnostic must show; `None` for codes whose text quotes no input. The match has no
+/// catch-all arm: a new code does not compile until it is listed here.
+fn quoting(code: emrfs_rolemap::Code) -> Option<(String, bool, String)> {
+    use emrfs_rolemap::Code::*;
+    let hostile = |text: String| Some((text, false, HOSTILE_SHOWN.to_owned()));
+    let bidi = |text: String| Some((text, false, BIDI_SHOWN.to_owned()));
+    let user = |identifiers: &[String]| role_mappings(serde_json::json!([mapping("User", identifiers)]));
+    let prefix = |identifiers: &[String]| role_mappings(serde_json::json!([mapping("Prefix", identifiers)]));
+    let role = "arn:aws:iam::123456789012:role/r";
+    match code {
+        InvalidUtf8
+        | DocumentTooLarge
+        | UnrecognizedDocument
+        | EmptyRoleMappings
+        | WrongType
+        | EmptyIdentifiers
+        | EmptyIdentifier
+        | UnreachableMapping
+        | InstanceProfileMismatch => None,
+        JsonSyntax => hostile(format!("{{\"RoleMappings\": {HOSTILE}}}")),
+        DuplicateKey => hostile(format!(
+            "{{\"RoleMappings\": [{{\"Role\": \"{role}\", \"IdentifierType\": \"User\", \"Identifiers\": [\"u\"], {k}: 1, {k}: 2}}]}}",
+            k = quoted(HOSTILE)
+        )),
+        MissingRoleMappings => {
+            Some((serde_json::json!({"RoleMapping\u{1b}": []}).to_string(), false, r"`RoleMapping\u{1b}`".to_owned()))
+        }
+        UnknownKey => hostile(role_mappings(
+            serde_json::json!([{"Role": role, "IdentifierType": "User", "Identifiers": ["u"], HOSTILE: 1}]),
+        )),
+        MissingKey => Some((
+            role_mappings(serde_json::json!([{"Rol\u{1b}": role, "IdentifierType": "User", "Identifiers": ["u"]}])),
+            false,
+            r"`Rol\u{1b}`".to_owned(),
+        )),
+        InvalidRoleArn => hostile(role_mappings(
+            serde_json::json!([{"Role": format!("{role}{HOSTILE}"), "IdentifierType": "User", "Identifiers": ["u"]}]),
+        )),
+        UnknownIdentifierType => {
+            hostile(role_mappings(serde_json::json!([{"Role": role, "IdentifierType": HOSTILE, "Identifiers": ["u"]}])))
+        }
+        PaddedIdentifier => hostile(user(&[format!(" {HOSTILE}")])),
+        ControlCharacter => hostile(user(&[format!("u{HOSTILE}")])),
+        InvalidPrefix => bidi(prefix(&[format!("hdfs://b/{BIDI}")])),
+        InvalidGlob => Some((user(&[format!("u[{BIDI}")]), true, BIDI_SHOWN.to_owned())),
+        ShadowedIdentifier => bidi(role_mappings(serde_json::json!([
+            mapping("User", &[format!("u{BIDI}")]),
+            mapping("User", &[format!("u{BIDI}"), "v".to_owned()]),
+        ]))),
+        DuplicateIdentifier => bidi(user(&[format!("u{BIDI}"), format!("u{BIDI}")])),
+        RedundantIdentifier => bidi(prefix(&["s3://b/".to_owned(), format!("s3://b/x{BIDI}/")])),
+        PartiallyShadowedMapping => bidi(role_mappings(serde_json::json!([
+            mapping("Prefix", &[format!("s3://b/x{BIDI}/")]),
+            mapping("Group", &["g".to_owned()]),
+        ]))),
+        PrefixBoundary => bidi(prefix(&[format!("s3://b/x{BIDI}")])),
+        InvalidBucketName => bidi(prefix(&[format!("s3://b{BIDI}/x/")])),
+        LiteralGlobCharacters => bidi(user(&[format!("u*{BIDI}")])),
+        SuspiciousCharacters => bidi(user(&[format!("u{BIDI}")])),
+        KerberosPrincipal => bidi(user(&[format!("u{BIDI}@EXAMPLE.COM")])),
+    }
+}
+
+#[test]
+fn every_code_that_quotes_input_shows_it_escaped() {
+    use emrfs_rolemap::Code::*;
+    // Every code; `quoting` fails to compile when one is missing there.
+    let all = [
+        ShadowedIdentifier,
+        UnreachableMapping,
+        DuplicateIdentifier,
+        RedundantIdentifier,
+        PartiallyShadowedMapping,
+        PrefixBoundary,
+        InvalidBucketName,
+        LiteralGlobCharacters,
+        SuspiciousCharacters,
+        KerberosPrincipal,
+        InstanceProfileMismatch,
+        InvalidUtf8,
+        JsonSyntax,
+        DuplicateKey,
+        UnrecognizedDocument,
+        MissingRoleMappings,
+        EmptyRoleMappings,
+        WrongType,
+        UnknownKey,
+        MissingKey,
+        InvalidRoleArn,
+        UnknownIdentifierType,
+        EmptyIdentifiers,
+        EmptyIdentifier,
+        PaddedIdentifier,
+        InvalidPrefix,
+        InvalidGlob,
+        DocumentTooLarge,
+        ControlCharacter,
+    ];
+    let mut quoted_codes = 0;
+    for code in all {
+        let Some((text, globs, shown)) = quoting(code) else { continue };
+        quoted_codes += 1;
+        let checked = check(text.as_bytes(), &ResolverOptions { globs, ..ResolverOptions::default() });
+        let rendered = checked.diagnostics.render("config.json");
+        let header = format!("[{code}]: ");
+        let block = rendered
+            .split("\n\n")
+            .find(|b| b.contains(&header))
+            .unwrap_or_else(|| panic!("{code}: no such diagnostic for {text:?} in\n{rendered}"));
+        assert_shown_escaped(block, &[&shown], code.as_str());
+        assert_shown_escaped(&rendered, &[], code.as_str());
+        assert_shown_escaped(&checked.diagnostics.to_string(), &[], code.as_str());
+    }
+    assert_eq!(quoted_codes, 20);
+}
