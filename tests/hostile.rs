@@ -296,6 +296,115 @@ fn quoted(text: &str) -> String {
     serde_json::to_string(text).expect("a string serializes")
 }
 
+#[test]
+fn terminal_escapes_in_input_are_shown_escaped_in_every_message() {
+    let hostile_role = format!("arn:aws:iam::123456789012:role/{HOSTILE}");
+    let text = role_mappings(serde_json::json!([
+        {"Role": hostile_role, "IdentifierType": "User", "Identifiers": ["u"]},
+        {"Role": format!("arn:{HOSTILE}:iam::123456789012:role/r"), "IdentifierType": "User", "Identifiers": ["u"]},
+        {"Role": "arn:aws:iam::123456789012:role/r", "IdentifierType": HOSTILE, "Identifiers": ["u"]},
+        mapping("Prefix", &[format!("s3://b/{HOSTILE}")]),
+        mapping("User", &[format!("u{HOSTILE}")]),
+        {"Role": "arn:aws:iam::123456789012:role/r", "IdentifierType": "User", "Identifiers": ["u"], HOSTILE: 1},
+    ]));
+    // The library: the rendered diagnostics, the error's one-line form, and every error type it quotes.
+    let diagnostics = SecurityConfiguration::from_json(&text).expect_err("invalid");
+    let codes: Vec<&str> = diagnostics.iter().map(|d| d.code.as_str()).collect();
+    assert_eq!(
+        codes,
+        [
+            "invalid-role-arn",
+            "invalid-role-arn",
+            "unknown-identifier-type",
+            "control-character",
+            "control-character",
+            "unknown-key"
+        ]
+    );
+    let rendered = diagnostics.render(&format!("config-{HOSTILE}.json"));
+    assert_shown_escaped(&rendered, &[HOSTILE_SHOWN, &format!("config-{HOSTILE_SHOWN}.json")], "render");
+    for block in rendered.split("\n\n").filter(|b| !b.is_empty()) {
+        assert!(block.contains(HOSTILE_SHOWN), "every diagnostic quotes the input escaped:\n{block}");
+    }
+    assert_shown_escaped(&diagnostics.to_string(), &[HOSTILE_SHOWN], "Display of Diagnostics");
+    let error = emrfs_rolemap::RoleArn::parse(&hostile_role).expect_err("invalid");
+    assert_shown_escaped(&error.to_string(), &[r"\u{1b}"], "Display of RoleArnError");
+    let error = emrfs_rolemap::RoleArn::parse(&format!("arn:{HOSTILE}:iam::1:role/r")).expect_err("invalid");
+    assert_shown_escaped(&error.to_string(), &[HOSTILE_SHOWN], "Display of RoleArnError");
+
+    // The binary: `check` in text, with the file named after the input too.
+    let dir = std::env::temp_dir().join(format!("emrfs-rolemap-escapes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join(format!("config-{HOSTILE}.json"));
+    std::fs::write(&config, &text).expect("writable");
+    let config = config.to_str().expect("utf-8 path");
+    let out = binary(&["check", "--config", config]);
+    assert_eq!(assert_clean_exit(&out, "check"), 1);
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    assert_shown_escaped(&stdout, &[HOSTILE_SHOWN, &format!("config-{HOSTILE_SHOWN}.json:")], "check");
+    let out = binary(&["resolve", "--config", config, "--user", "u"]);
+    assert_eq!(assert_clean_exit(&out, "resolve with an invalid configuration"), 2);
+    assert_shown_escaped(&String::from_utf8_lossy(&out.stderr), &[HOSTILE_SHOWN], "an unusable configuration");
+
+    // Requests and cases, through a valid configuration whose identifiers hold what identifiers may hold.
+    let valid = dir.join("valid.json");
+    std::fs::write(
+        &valid,
+        role_mappings(serde_json::json!([
+            mapping("User", &[format!("u{BIDI}")]),
+            mapping("Prefix", &[format!("s3://b/k{BIDI}/")]),
+        ])),
+    )
+    .expect("writable");
+    let valid = valid.to_str().expect("utf-8 path");
+    let user = format!("x{HOSTILE}");
+    let group = format!("g{HOSTILE}");
+    let path = format!("s3://b/{HOSTILE}");
+    let request = ["--user", &user, "--group", &group, "--path", &path];
+    let text_of = |args: &[&str], status: i32| {
+        let out = binary(args);
+        assert_eq!(assert_clean_exit(&out, &format!("{args:?}")), status, "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let decided = text_of(&["resolve", "--config", valid, "--user", &format!("u{BIDI}")], 0);
+    assert_shown_escaped(&decided, &[&format!("`u{BIDI_SHOWN}`")], "resolve");
+    let explained = text_of(&[&["explain", "--config", valid][..], &request].concat(), 0);
+    assert_shown_escaped(&explained, &[&format!("`x{HOSTILE_SHOWN}`"), &format!("`{HOSTILE_SHOWN}`")], "explain");
+    let bad_path = format!("hdfs://{HOSTILE}");
+    for command in ["resolve", "explain"] {
+        let refused = text_of(&[command, "--config", valid, "--path", &bad_path], 2);
+        assert_shown_escaped(&refused, &[&format!("`hdfs://{HOSTILE_SHOWN}`")], command);
+    }
+    let fallback = text_of(&["resolve", "--config", valid, "--fallback-role", &hostile_role], 2);
+    assert_shown_escaped(&fallback, &[HOSTILE_SHOWN], "--fallback-role");
+    // clap refuses the value and quotes it (without the colour sequence and the controls it strips).
+    let refused = text_of(&["resolve", "--config", valid, "--format", HOSTILE], 2);
+    assert_shown_escaped(&refused, &[BIDI_SHOWN], "an invalid --format");
+
+    let cases = dir.join("cases.json");
+    let expect_hostile = serde_json::json!({"identifier": format!("i{HOSTILE}")});
+    std::fs::write(
+        &cases,
+        serde_json::json!({"cases": [
+            {"name": HOSTILE, "user": user, "groups": [group], "path": path, "expect": expect_hostile},
+            {"name": "bad path", "path": bad_path, "expect": {}},
+        ]})
+        .to_string(),
+    )
+    .expect("writable");
+    let tested = text_of(&["test", "--config", valid, "--cases", cases.to_str().expect("utf-8")], 1);
+    assert_shown_escaped(
+        &tested,
+        &[&format!("FAIL  {HOSTILE_SHOWN}\n"), &format!("`i{HOSTILE_SHOWN}`"), &format!("`x{HOSTILE_SHOWN}`")],
+        "test",
+    );
+    assert!(tested.contains(&format!("`hdfs://{HOSTILE_SHOWN}`")), "{tested}");
+    std::fs::write(&cases, format!("{{\"cases\": [], {}: 1}}", quoted(HOSTILE))).expect("writable");
+    let refused = text_of(&["test", "--config", valid, "--cases", cases.to_str().expect("utf-8")], 2);
+    assert_shown_escaped(&refused, &[HOSTILE_SHOWN], "an invalid cases file");
+    std::fs::remove_dir_all(&dir).expect("removable");
+}
+
 /// A document whose diagnostic of `code` quotes input, with the options it needs and the escaped form
 /// the rendered diagnostic must show; `None` for codes whose text quotes no input. The match has no
 /// catch-all arm: a new code does not compile until it is listed here.

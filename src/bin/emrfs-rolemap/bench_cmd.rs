@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use clap::Args;
 use emrfs_rolemap::RequestSpec;
 use emrfs_rolemap::bench::{self, BenchReport, BenchSettings};
+use emrfs_rolemap::diagnostics::Escaped;
 use emrfs_rolemap::synth;
 
 use crate::counting_alloc::{self, CountingAllocator};
-use crate::{ConfigArgs, Format, Unusable, open, read_config_bytes, usable};
+use crate::{ConfigArgs, Format, Unusable, cannot_read, open, read_config_bytes, usable};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
@@ -53,12 +54,13 @@ pub(crate) fn generate(args: &GenerateArgs) -> Result<ExitCode, Unusable> {
     let corpus = synth::corpus(args.mappings, args.requests, args.seed)
         .map_err(|e| Unusable(format!("the generated configuration does not read back: {e}")))?;
     let out = &args.out;
-    std::fs::create_dir_all(out).map_err(|e| Unusable(format!("cannot create `{}`: {e}", out.display())))?;
+    let shown = |path: &std::path::Path| Escaped(&path.to_string_lossy()).to_string();
+    std::fs::create_dir_all(out).map_err(|e| Unusable(format!("cannot create `{}`: {e}", shown(out))))?;
     for (name, text) in [("config.json", &corpus.config), ("requests.jsonl", &corpus.requests_jsonl)] {
         let path = out.join(name);
-        std::fs::write(&path, text).map_err(|e| Unusable(format!("cannot write `{}`: {e}", path.display())))?;
+        std::fs::write(&path, text).map_err(|e| Unusable(format!("cannot write `{}`: {e}", shown(&path))))?;
     }
-    println!("{}: {} mapping(s), {} request(s), seed {}", out.display(), args.mappings, args.requests, args.seed);
+    println!("{}: {} mapping(s), {} request(s), seed {}", shown(out), args.mappings, args.requests, args.seed);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -104,12 +106,13 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode, Unusable> {
 fn read_requests(file: &str) -> Result<Vec<RequestSpec>, Unusable> {
     let mut specs = Vec::new();
     for (i, line) in open(file)?.lines().enumerate() {
-        let line = line.map_err(|e| Unusable(format!("cannot read `{file}`: {e}")))?;
+        let line = line.map_err(|e| cannot_read(file, &e))?;
         if line.trim().is_empty() {
             continue;
         }
-        let spec = serde_json::from_str(&line)
-            .map_err(|e| Unusable(format!("`{file}` line {}: not a request: {e}", i + 1)))?;
+        let spec = serde_json::from_str(&line).map_err(|e| {
+            Unusable(format!("`{}` line {}: not a request: {}", Escaped(file), i + 1, Escaped(&e.to_string())))
+        })?;
         specs.push(spec);
     }
     Ok(specs)
