@@ -521,3 +521,70 @@ fn every_code_that_quotes_input_shows_it_escaped() {
     }
     assert_eq!(quoted_codes, 20);
 }
+
+// ---- input without bounds -----------------------------------------------------------------------
+
+/// The peak resident memory (`VmHWM`) of process `pid`, in bytes.
+#[cfg(target_os = "linux")]
+fn peak_memory(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the process runs");
+    let kilobytes = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("a VmHWM line");
+    kilobytes * 1024
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_endless_request_line_is_an_error_line_read_in_bounded_memory() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cli::command(&["resolve", "--config", "examples/configs/aws-docs-example.json", "--requests", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let pid = child.id();
+    let mut stdin = child.stdin.take().expect("piped");
+    let writer = std::thread::spawn(move || {
+        // 200 MB without a line break: once written, all but a pipe's worth of it has been read.
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..200 {
+            stdin.write_all(&chunk).expect("the batch reads on");
+        }
+        stdin.write_all(b"\n").expect("the batch reads on");
+        let peak = peak_memory(pid);
+        stdin.write_all(b"{\"user\": \"user1\"}\n").expect("the batch reads on");
+        peak
+    });
+    let out = child.wait_with_output().expect("the batch finishes");
+    let peak = writer.join().expect("the writer finishes");
+    assert!(peak < 100 << 20, "the batch held {} MB to read a 200 MB line", peak >> 20);
+    assert_eq!(assert_clean_exit(&out, "an endless line"), 1);
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON lines"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["error"]["line"], 1);
+    let message = lines[0]["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("the line is over 1 MiB (1048576 bytes)"), "{message}");
+    assert_eq!(lines[1]["mapping_index"], 0, "the batch goes on with the next line");
+}
+
+#[test]
+fn a_request_line_over_one_mebibyte_makes_bench_input_unusable() {
+    let file = std::env::temp_dir().join(format!("emrfs-rolemap-long-line-{}.jsonl", std::process::id()));
+    let long = format!("{{\"user\": \"{}\"}}", "u".repeat(1 << 20));
+    std::fs::write(&file, format!("{{\"user\": \"user1\"}}\n{long}\n")).expect("writable");
+    let config = "examples/configs/aws-docs-example.json";
+    let out = binary(&["bench", "--config", config, "--requests", file.to_str().expect("utf-8"), "--seconds", "0"]);
+    assert_eq!(assert_clean_exit(&out, "bench"), 2);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 2: the line is over 1 MiB (1048576 bytes)"), "{stderr}");
+    std::fs::remove_file(&file).expect("removable");
+}

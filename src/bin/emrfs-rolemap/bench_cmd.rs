@@ -1,6 +1,6 @@
 //! The `generate` and `bench` commands: a synthetic corpus, and one configuration benchmarked.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -8,6 +8,7 @@ use clap::Args;
 use emrfs_rolemap::RequestSpec;
 use emrfs_rolemap::bench::{self, BenchReport, BenchSettings};
 use emrfs_rolemap::diagnostics::Escaped;
+use emrfs_rolemap::resolve::RequestLines;
 use emrfs_rolemap::synth;
 
 use crate::counting_alloc::{self, CountingAllocator};
@@ -102,17 +103,19 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode, Unusable> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads a JSON Lines request file; a bad line makes the input unusable, naming the line.
+/// Reads a JSON Lines request file; a bad line (an over-long one included) makes the input unusable,
+/// naming the line.
 fn read_requests(file: &str) -> Result<Vec<RequestSpec>, Unusable> {
     let mut specs = Vec::new();
-    for (i, line) in open(file)?.lines().enumerate() {
-        let line = line.map_err(|e| cannot_read(file, &e))?;
-        if line.trim().is_empty() {
+    let mut lines = RequestLines::new(open(file)?);
+    while let Some(line) = lines.next_line().map_err(|e| cannot_read(file, &e))? {
+        let bad_line = |problem: String| Unusable(format!("`{}` line {}: {problem}", Escaped(file), line.number));
+        let text = line.text.map_err(|too_long| bad_line(too_long.to_string()))?;
+        if text.trim_ascii().is_empty() {
             continue;
         }
-        let spec = serde_json::from_str(&line).map_err(|e| {
-            Unusable(format!("`{}` line {}: not a request: {}", Escaped(file), i + 1, Escaped(&e.to_string())))
-        })?;
+        let spec = serde_json::from_slice(text)
+            .map_err(|e| bad_line(format!("not a request: {}", Escaped(&e.to_string()))))?;
         specs.push(spec);
     }
     Ok(specs)

@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use emrfs_rolemap::cases::CaseFile;
 use emrfs_rolemap::diagnostics::Escaped;
+use emrfs_rolemap::resolve::RequestLines;
 use emrfs_rolemap::{
     Checked, PrefixMatch, Request, RequestSpec, Resolver, ResolverBuilder, ResolverOptions, RoleArn,
     SecurityConfiguration, Severity, check,
@@ -369,22 +370,18 @@ fn check_command(
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-/// Resolves each JSON line of `input`, writing one JSON line per request; bad lines get an error line.
-fn resolve_batch(resolver: &Resolver, mut input: Box<dyn BufRead>) -> Result<ExitCode, Unusable> {
+/// Resolves each JSON line of `input`, writing one JSON line per request; bad lines (over-long ones
+/// included) get an error line.
+fn resolve_batch(resolver: &Resolver, input: Box<dyn BufRead>) -> Result<ExitCode, Unusable> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut failed = false;
-    let mut bytes = Vec::new();
-    let mut number = 0;
-    loop {
-        bytes.clear();
-        if input.read_until(b'\n', &mut bytes)? == 0 {
-            break;
-        }
-        number += 1;
-        let outcome = match std::str::from_utf8(&bytes) {
-            Err(e) => Err(format!("the line is not valid UTF-8 (byte {} of the line)", e.valid_up_to() + 1)),
-            Ok(line) if line.trim().is_empty() => continue,
-            Ok(line) => RequestSpec::from_json(line.as_bytes()).and_then(|spec| {
+    let mut lines = RequestLines::new(input);
+    while let Some(line) = lines.next_line()? {
+        let outcome = match line.text.map(std::str::from_utf8) {
+            Err(too_long) => Err(too_long.to_string()),
+            Ok(Err(e)) => Err(format!("the line is not valid UTF-8 (byte {} of the line)", e.valid_up_to() + 1)),
+            Ok(Ok(line)) if line.trim().is_empty() => continue,
+            Ok(Ok(line)) => RequestSpec::from_json(line.as_bytes()).and_then(|spec| {
                 let request = spec.request().map_err(|e| format!("invalid path: {e}"))?;
                 serde_json::to_string(&resolver.resolve(&request)).map_err(|e| e.to_string())
             }),
@@ -393,7 +390,7 @@ fn resolve_batch(resolver: &Resolver, mut input: Box<dyn BufRead>) -> Result<Exi
             Ok(json) => writeln!(out, "{json}")?,
             Err(message) => {
                 failed = true;
-                let error = serde_json::json!({"error": {"line": number, "message": message}});
+                let error = serde_json::json!({"error": {"line": line.number, "message": message}});
                 writeln!(out, "{error}")?;
             }
         }
