@@ -588,3 +588,32 @@ fn a_request_line_over_one_mebibyte_makes_bench_input_unusable() {
     assert!(stderr.contains("line 2: the line is over 1 MiB (1048576 bytes)"), "{stderr}");
     std::fs::remove_file(&file).expect("removable");
 }
+
+#[test]
+fn a_100_megabyte_cases_file_is_refused_without_being_read_whole() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let config = "examples/configs/aws-docs-example.json";
+    let mut child = cli::command(&["test", "--config", config, "--cases", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut stdin = child.stdin.take().expect("piped");
+    let writer = std::thread::spawn(move || {
+        stdin.write_all(b"{\"cases\": [], \"padding\": \"")?;
+        let chunk = vec![b'x'; 1 << 20];
+        (0..100).try_for_each(|_| stdin.write_all(&chunk))
+    });
+    let out = child.wait_with_output().expect("the binary finishes");
+    let written = writer.join().expect("the writer finishes");
+    assert_eq!(assert_clean_exit(&out, "test --cases"), 2);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the cases file `-` is larger than the 64 MiB accepted"), "{stderr}");
+    assert_eq!(
+        written.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::BrokenPipe),
+        "the binary stops reading at the limit and exits"
+    );
+}

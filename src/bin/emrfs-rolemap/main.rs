@@ -13,11 +13,12 @@ mod policy_cmd;
 #[cfg(all(feature = "sts", feature = "server", unix))]
 mod serve_cmd;
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use emrfs_rolemap::cases::CaseFile;
+use emrfs_rolemap::config::MAX_DOCUMENT_BYTES;
 use emrfs_rolemap::diagnostics::Escaped;
 use emrfs_rolemap::resolve::RequestLines;
 use emrfs_rolemap::{
@@ -226,7 +227,7 @@ fn run(command: Command) -> Result<ExitCode, Unusable> {
             if cases == "-" && config.config == "-" {
                 return Err(Unusable("--config and --cases cannot both read standard input".into()));
             }
-            let file = CaseFile::from_json(&read_input(&cases)?).map_err(|e| {
+            let file = CaseFile::from_json(&read_cases(&cases)?).map_err(|e| {
                 Unusable(format!("invalid cases file `{}`: {}", Escaped(&cases), Escaped(&e.to_string())))
             })?;
             match (&config.fallback_role, &file.fallback_role) {
@@ -295,8 +296,9 @@ fn open(file: &str) -> Result<Box<dyn BufRead>, Unusable> {
     Ok(Box::new(io::BufReader::new(f)))
 }
 
-/// Reads a configuration, but never more than one byte past the largest accepted document, so that a
-/// huge file is rejected (by `check`) without being read into memory.
+/// Reads a configuration or a cases file, but never more than one byte past the largest accepted
+/// document, so that a huge file is rejected (by `check`, or by [`read_cases`]) without being read into
+/// memory.
 fn read_config_bytes(file: &str) -> Result<Vec<u8>, Unusable> {
     emrfs_rolemap::config::read_document(open(file)?).map_err(|e| cannot_read(file, &e))
 }
@@ -306,10 +308,20 @@ fn cannot_read(file: &str, error: &io::Error) -> Unusable {
     Unusable(format!("cannot read `{}`: {error}", Escaped(file)))
 }
 
-fn read_input(file: &str) -> Result<String, Unusable> {
-    let mut text = String::new();
-    open(file)?.read_to_string(&mut text).map_err(|e| cannot_read(file, &e))?;
-    Ok(text)
+/// Reads a cases file, which may be as large as a configuration ([`MAX_DOCUMENT_BYTES`]) and no larger.
+fn read_cases(file: &str) -> Result<String, Unusable> {
+    let bytes = read_config_bytes(file)?;
+    if bytes.len() > MAX_DOCUMENT_BYTES {
+        return Err(Unusable(format!(
+            "the cases file `{}` is larger than the {} MiB accepted (the limit of configurations)",
+            Escaped(file),
+            MAX_DOCUMENT_BYTES >> 20
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        Unusable(format!("invalid cases file `{}`: not valid UTF-8 (invalid byte at offset {at})", Escaped(file)))
+    })
 }
 
 /// Reads, checks and compiles the configuration; any error makes the input unusable.
