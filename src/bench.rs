@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::compile::{BuildError, ResolverBuilder, ResolverOptions};
-use crate::diagnostics::Diagnostics;
+use crate::diagnostics::{Diagnostics, Escaped};
 use crate::reference::ReferenceResolver;
 use crate::resolve::{Request, RequestSpec};
 use crate::s3path::S3PathError;
@@ -99,7 +99,7 @@ pub struct BenchReport {
     pub bytes_per_identifier: f64,
 }
 
-/// Why a run could not measure.
+/// Why a run could not measure; the message shows the text it quotes through [`Escaped`].
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     /// The configuration has errors.
@@ -109,7 +109,7 @@ pub enum BenchError {
     #[error(transparent)]
     Build(#[from] BuildError),
     /// A given request's path is not an S3 location.
-    #[error("request {number}: invalid path `{path}`: {error}")]
+    #[error("request {number}: invalid path `{}`: {error}", Escaped(.path))]
     Request {
         /// The request's number, from 1.
         number: usize,

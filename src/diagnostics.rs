@@ -4,10 +4,76 @@
 //! it is about, its 1-based line and column, and help text. [`Diagnostics`] is the error type of
 //! parsing: every problem of a document at once, plus the source text needed to render them the way
 //! rustc does (the source line with a caret under the position).
+//!
+//! Text that comes from the input (documents, requests, file names, command-line values) is shown to
+//! people through [`Escaped`], whatever carries it: rendered diagnostics and their excerpts, the
+//! one-line form of errors, explanations, and the command line's text output. JSON output carries the
+//! text as it is (JSON escapes control characters itself).
 
 use std::fmt;
 
 use serde::Serialize;
+
+/// Text from the input, shown so that it cannot act on a terminal or reorder what is around it.
+///
+/// These characters are written as escapes, and every other character as it is:
+/// - the C0 controls U+0000 to U+001F, DEL U+007F and the C1 controls U+0080 to U+009F: they move the
+///   cursor, ring the bell, start escape sequences (ESC, CSI U+009B) or break a one-line message
+///   into several;
+/// - the bidirectional controls U+061C, U+200E, U+200F, U+202A to U+202E and U+2066 to U+2069: they
+///   reorder the text shown after them.
+///
+/// The escape is the one of Rust's `char::escape_default`: `\t`, `\n` and `\r` for TAB, LF and CR,
+/// otherwise `\u{`, the code point in lower-case hex without leading zeros, and `}` (ESC is `\u{1b}`,
+/// a right-to-left override `\u{202e}`). Backslashes are not doubled, so escaping text twice changes
+/// nothing, and a message that quotes an escaped error is escaped once. Writing allocates nothing,
+/// and text without such characters is written in one piece.
+///
+/// ```
+/// use emrfs_rolemap::diagnostics::Escaped;
+/// assert_eq!(Escaped("bob\u{1b}[2J\u{202e}").to_string(), r"bob\u{1b}[2J\u{202e}");
+/// assert_eq!(Escaped("a\tb\n").to_string(), r"a\tb\n");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Escaped<'a>(pub &'a str);
+
+impl Escaped<'_> {
+    /// Whether `c` is shown escaped.
+    pub fn escapes(c: char) -> bool {
+        matches!(
+            c,
+            '\u{0}'..='\u{1f}'
+                | '\u{7f}'..='\u{9f}'
+                | '\u{61c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+    }
+
+    /// How many columns `c` takes once shown: the length of its escape, or 1.
+    pub(crate) fn width(c: char) -> usize {
+        if Self::escapes(c) { c.escape_default().len() } else { 1 }
+    }
+}
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_escaped(f, self.0, Self::escapes)
+    }
+}
+
+/// Writes `text` with the characters that `escaped` selects written as [`Escaped`] writes them.
+pub(crate) fn write_escaped(out: &mut impl fmt::Write, text: &str, escaped: impl Fn(char) -> bool) -> fmt::Result {
+    let mut rest = text;
+    while let Some((at, c)) = rest.char_indices().find(|&(_, c)| escaped(c)) {
+        out.write_str(&rest[..at])?;
+        write!(out, "{}", c.escape_default())?;
+        rest = &rest[at + c.len_utf8()..];
+    }
+    out.write_str(rest)
+}
 
 /// How serious a diagnostic is. Only errors make a configuration unusable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -248,31 +314,39 @@ impl<'t> Locator<'t> {
         Some(offset)
     }
 
-    /// Up to `width` characters of the line of `at` around it (the whole line when it fits, otherwise
-    /// about half before it), without reading the rest of a long line.
+    /// The part of the line of `at` around it that fits in `width` columns once shown through [`Escaped`]
+    /// (the whole line when it fits, otherwise about half before it), without reading the rest of a long
+    /// line.
     pub(crate) fn excerpt(&mut self, at: Location, width: usize) -> Option<Excerpt<'t>> {
         let offset = self.offset_of(at)?;
         let text = self.text;
         let line_floor = self.checkpoints[0].0;
-        let after = text[offset..].chars().take(width).take_while(|&c| c != '\n' && c != '\r').count();
+        let ends_line = |c: char| c == '\n' || c == '\r';
+        // The characters from `from` on that fit in `budget` columns: where they end, and their width.
+        let fill = |from: usize, budget: usize| {
+            let (mut end, mut used) = (from, 0);
+            for c in text[from..].chars().take_while(|&c| !ends_line(c)) {
+                if used + Escaped::width(c) > budget {
+                    break;
+                }
+                used += Escaped::width(c);
+                end += c.len_utf8();
+            }
+            (end, used)
+        };
+        let (_, after) = fill(offset, width);
         let left_budget = width - after.min(width / 2);
-        let mut start = offset;
-        let mut before = 0;
+        let (mut start, mut before) = (offset, 0);
         for (i, c) in text[line_floor..offset].char_indices().rev() {
-            if c == '\n' || before == left_budget {
+            if c == '\n' || before + Escaped::width(c) > left_budget {
                 break;
             }
             start = line_floor + i;
-            before += 1;
+            before += Escaped::width(c);
         }
         let cut_left = start > line_floor && !text[..start].ends_with('\n');
-        let end = text[offset..]
-            .char_indices()
-            .take(width - before)
-            .take_while(|&(_, c)| c != '\n' && c != '\r')
-            .last()
-            .map_or(offset, |(i, c)| offset + i + c.len_utf8());
-        let cut_right = text[end..].chars().next().is_some_and(|c| c != '\n' && c != '\r');
+        let (end, _) = fill(offset, width - before);
+        let cut_right = text[end..].chars().next().is_some_and(|c| !ends_line(c));
         Some(Excerpt { text: &text[start..end], caret: before, cut_left, cut_right })
     }
 }
@@ -423,7 +497,7 @@ impl fmt::Display for Diagnostics {
         let errors = self.error_count();
         match self.items.iter().find(|d| d.severity == Severity::Error) {
             Some(first) => {
-                write!(f, "{} at {} (`{}`)", first.message, first.location(), first.pointer)?;
+                write!(f, "{} at {} (`{}`)", Escaped(&first.message), first.location(), Escaped(&first.pointer))?;
                 if errors > 1 {
                     write!(f, ", and {} more error{}", errors - 1, if errors == 2 { "" } else { "s" })?;
                 }
@@ -438,12 +512,12 @@ impl std::error::Error for Diagnostics {}
 
 fn render_one(out: &mut String, d: &Diagnostic, source: &mut Locator<'_>, file_name: &str) {
     use std::fmt::Write as _;
-    let _ = writeln!(out, "{}[{}]: {}", d.severity, d.code, d.message);
+    let _ = writeln!(out, "{}[{}]: {}", d.severity, d.code, Escaped(&d.message));
     if d.line > 0 {
         render_place(out, d, source, file_name);
     }
     if !d.help.is_empty() {
-        let _ = writeln!(out, "  = help: {}", d.help);
+        let _ = writeln!(out, "  = help: {}", Escaped(&d.help));
     }
     out.push('\n');
 }
@@ -451,12 +525,12 @@ fn render_one(out: &mut String, d: &Diagnostic, source: &mut Locator<'_>, file_n
 /// The location line, the source line and the caret under the column.
 fn render_place(out: &mut String, d: &Diagnostic, source: &mut Locator<'_>, file_name: &str) {
     use std::fmt::Write as _;
-    let place = match &d.embedded_in {
-        Some(outer) => format!("{file_name} (document embedded in `{outer}`)"),
-        None => file_name.to_owned(),
-    };
+    let _ = write!(out, "  --> {}", Escaped(file_name));
+    if let Some(outer) = &d.embedded_in {
+        let _ = write!(out, " (document embedded in `{}`)", Escaped(outer));
+    }
     let pointer = if d.pointer.is_empty() { "(document root)" } else { d.pointer.as_str() };
-    let _ = writeln!(out, "  --> {place}:{}:{} at {pointer}", d.line, d.column);
+    let _ = writeln!(out, ":{}:{} at {}", d.line, d.column, Escaped(pointer));
     if let Some(excerpt) = source.excerpt(d.location(), EXCERPT_WIDTH) {
         let number = d.line.to_string();
         let gutter = " ".repeat(number.len());
@@ -467,14 +541,14 @@ fn render_place(out: &mut String, d: &Diagnostic, source: &mut Locator<'_>, file
     }
 }
 
-/// How many characters of a source line a rendered diagnostic shows at most.
+/// How many columns of a source line a rendered diagnostic shows at most.
 const EXCERPT_WIDTH: usize = 100;
 
 /// The part of a source line shown under a diagnostic.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Excerpt<'t> {
     text: &'t str,
-    /// Characters of `text` before the location.
+    /// Columns that `text` before the location takes once shown.
     caret: usize,
     /// Whether the line goes on before `text`, and after it.
     cut_left: bool,
@@ -482,17 +556,11 @@ pub(crate) struct Excerpt<'t> {
 }
 
 impl Excerpt<'_> {
-    /// The text to print (tabs as spaces, `…` where the line was cut) and the caret's column in it.
+    /// The text to print (through [`Escaped`], with `…` where the line was cut) and the caret's column in it.
     fn shown(&self) -> (String, usize) {
-        let mut shown = String::with_capacity(self.text.len() + 8);
-        if self.cut_left {
-            shown.push('…');
-        }
-        shown.extend(self.text.chars().map(|c| if c == '\t' { ' ' } else { c }));
-        if self.cut_right {
-            shown.push('…');
-        }
-        (shown, self.caret + usize::from(self.cut_left))
+        let left = if self.cut_left { "…" } else { "" };
+        let right = if self.cut_right { "…" } else { "" };
+        (format!("{left}{}{right}", Escaped(self.text)), self.caret + usize::from(self.cut_left))
     }
 }
 
@@ -541,6 +609,37 @@ mod tests {
     }
 
     #[test]
+    fn escaped_shows_exactly_controls_and_bidirectional_controls_as_escapes() {
+        let escaped = |c: char| matches!(c as u32, 0..=0x1f | 0x7f..=0x9f | 0x61c | 0x200e | 0x200f | 0x202a..=0x202e | 0x2066..=0x2069);
+        for c in ('\0'..='\u{2100}').chain(['\u{feff}', '\u{fffd}', '😀']) {
+            let text = c.to_string();
+            let shown = Escaped(&text).to_string();
+            if escaped(c) {
+                assert_eq!(shown, c.escape_default().to_string());
+                assert!(shown.bytes().all(|b| b.is_ascii_graphic()), "{shown}");
+                assert_eq!(Escaped::width(c), shown.len());
+            } else {
+                assert_eq!(shown, text);
+                assert_eq!(Escaped::width(c), 1);
+            }
+            assert_eq!(Escaped(&shown).to_string(), shown, "escaping twice changes nothing");
+        }
+        assert_eq!(
+            Escaped("a\u{1b}[0m\u{7}b\u{9b}\u{7f}\u{202e}\r\n").to_string(),
+            r"a\u{1b}[0m\u{7}b\u{9b}\u{7f}\u{202e}\r\n"
+        );
+    }
+
+    #[test]
+    fn excerpts_measure_escaped_characters_by_their_shown_width() {
+        let line = "\u{1b}".repeat(300);
+        let mut locator = Locator::new(&line);
+        let (shown, caret) = locator.excerpt(Location { line: 1, column: 200 }, 100).unwrap().shown();
+        assert_eq!(shown, format!("…{}…", r"\u{1b}".repeat(16)));
+        assert_eq!(caret, 49, "after `…` and 8 escapes of 6 columns");
+    }
+
+    #[test]
     fn long_lines_are_clipped_around_the_caret() {
         let line = "x".repeat(300);
         let mut locator = Locator::new(&line);
@@ -550,7 +649,7 @@ mod tests {
         assert_eq!(caret, 51);
         let short = "ab\tc\r\nde";
         let mut locator = Locator::new(short);
-        assert_eq!(locator.excerpt(Location { line: 1, column: 3 }, 100).unwrap().shown(), ("ab c".to_owned(), 2));
+        assert_eq!(locator.excerpt(Location { line: 1, column: 4 }, 100).unwrap().shown(), (r"ab\tc".to_owned(), 4));
         assert_eq!(locator.excerpt(Location { line: 2, column: 2 }, 100).unwrap().shown(), ("de".to_owned(), 1));
         assert_eq!(
             locator.excerpt(Location { line: 2, column: 9 }, 100).unwrap().shown(),

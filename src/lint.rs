@@ -26,7 +26,6 @@
 //! several identifiers) is not attempted.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
 use globset::{Candidate, GlobSet, GlobSetBuilder};
 use rustc_hash::FxHashMap;
@@ -34,7 +33,7 @@ use rustc_hash::FxHashMap;
 use crate::compile::trie::{NO_RANK, PrefixTrie};
 use crate::compile::{PrefixMatch, ResolverOptions, glob};
 use crate::config::{IdentifierType, SecurityConfiguration};
-use crate::diagnostics::{Code, Diagnostic, Location, Severity};
+use crate::diagnostics::{Code, Diagnostic, Escaped, Location, Severity, write_escaped};
 
 /// How many other mappings or prefixes a message lists before it says how many more there are.
 const LISTED: usize = 5;
@@ -554,7 +553,10 @@ fn bucket_name_problem(bucket: &str) -> Option<String> {
     } else if let Some(c) =
         bucket.chars().find(|&c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-'))
     {
-        format!("it has `{}`, and bucket names only have lower-case letters, digits, `.` and `-`", c.escape_debug())
+        format!(
+            "it has `{}`, and bucket names only have lower-case letters, digits, `.` and `-`",
+            escape_invisible(c.encode_utf8(&mut [0; 4]))
+        )
     } else if !(3..=63).contains(&length) {
         format!("it has {length} characters, and bucket names have 3 to 63")
     } else if !bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
@@ -579,16 +581,11 @@ fn is_invisible(c: char) -> bool {
         || (c.is_whitespace() && c != ' ')
 }
 
-/// `text` with invisible characters written as `\u{...}`.
+/// `text` with invisible characters, besides those [`Escaped`] escapes, written as it writes them
+/// (`\u{200b}`), so that the message shows which one the identifier holds.
 fn escape_invisible(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if is_invisible(c) {
-            let _ = write!(out, "\\u{{{:04x}}}", c as u32);
-        } else {
-            out.push(c);
-        }
-    }
+    let _ = write_escaped(&mut out, text, |c| is_invisible(c) || Escaped::escapes(c));
     out
 }
 

@@ -32,7 +32,7 @@ use serde::Serialize;
 
 use crate::config::arn::{self, RoleArnError};
 use crate::config::{RoleArn, SecurityConfiguration};
-use crate::diagnostics::{Code, Diagnostic, Severity};
+use crate::diagnostics::{Code, Diagnostic, Escaped, Severity};
 
 /// The IAM policy language version every generated document declares.
 pub const POLICY_VERSION: &str = "2012-10-17";
@@ -113,7 +113,7 @@ pub struct Condition {
     pub string_equals: BTreeMap<&'static str, &'static str>,
 }
 
-/// Why a policy cannot be generated.
+/// Why a policy cannot be generated; the message shows the text it quotes through [`Escaped`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
     /// A mapped role is in another partition than the instance-profile role: STS cannot cross partitions.
@@ -125,10 +125,10 @@ pub enum PolicyError {
         instance_profile_role: RoleArn,
     },
     /// The account is not 12 digits.
-    #[error("the account `{0}` is not 12 digits")]
+    #[error("the account `{}` is not 12 digits", Escaped(.0))]
     InvalidAccount(String),
     /// A cluster role name is not a valid IAM role name (or `PATH/NAME`).
-    #[error("the {which} `{name}` is not a valid IAM role name: {error}")]
+    #[error("the {which} `{}` is not a valid IAM role name: {error}", Escaped(.name))]
     InvalidRoleName {
         /// Which role: `service role`, `EC2 role` or `autoscaling role`.
         which: &'static str,
@@ -306,20 +306,20 @@ impl fmt::Display for InstanceProfileArn {
     }
 }
 
-/// Which part of an instance profile ARN is wrong.
+/// Which part of an instance profile ARN is wrong; the message shows the text it quotes through [`Escaped`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InstanceProfileArnError {
     /// A part every IAM ARN has (prefix, partition, service, region, account) or an empty path segment.
     #[error("{0}")]
     Arn(RoleArnError),
     /// The resource is not `instance-profile/...`.
-    #[error("the resource type is `{0}`, not `instance-profile`")]
+    #[error("the resource type is `{}`, not `instance-profile`", Escaped(.0))]
     NotAnInstanceProfile(String),
     /// The name is empty or longer than 128 characters.
     #[error("the instance profile name has {0} characters; IAM allows 1 to 128")]
     BadNameLength(usize),
     /// The name or path has a character IAM does not allow.
-    #[error("the instance profile name or path contains `{0}`, which IAM does not allow")]
+    #[error("the instance profile name or path contains `{}`, which IAM does not allow", Escaped(.0.encode_utf8(&mut [0; 4])))]
     BadChar(char),
 }
 

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::ser::SerializeStruct;
 
 use crate::config::{IdentifierType, RoleArn};
+use crate::diagnostics::Escaped;
 use crate::s3path::{S3Path, S3PathError};
 
 /// One S3 request as EMRFS sees it: the Hadoop user, the user's groups, and the S3 location.
@@ -83,6 +84,99 @@ impl RequestSpec {
     pub fn request(&self) -> Result<Request<'_>, S3PathError> {
         Request::parse(self.user.as_deref(), &self.groups, self.path.as_deref())
     }
+}
+
+/// The longest line of a JSON Lines request file accepted, in bytes (1 MiB, its `\n` not counted);
+/// a request is a few hundred bytes, and S3 keys are at most 1024.
+pub const MAX_REQUEST_LINE_BYTES: usize = 1024 * 1024;
+
+/// A line of a request file was longer than [`MAX_REQUEST_LINE_BYTES`]; it was read to its end and
+/// dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the line is over 1 MiB ({MAX_REQUEST_LINE_BYTES} bytes), the longest request line accepted; a request is a few hundred bytes"
+)]
+pub struct LineTooLong;
+
+/// The lines of a JSON Lines request file (`resolve --requests`, `bench --requests`), read in bounded
+/// chunks: never more than [`MAX_REQUEST_LINE_BYTES`] of a line is held, however long it is or if it
+/// never ends.
+///
+/// ```
+/// use emrfs_rolemap::resolve::{LineTooLong, MAX_REQUEST_LINE_BYTES, RequestLine, RequestLines};
+/// let long = "x".repeat(MAX_REQUEST_LINE_BYTES + 1);
+/// let input = format!("{{\"user\": \"alice\"}}\n{long}\n{{}}");
+/// let mut lines = RequestLines::new(input.as_bytes());
+/// assert_eq!(lines.next_line()?, Some(RequestLine { number: 1, text: Ok(br#"{"user": "alice"}"#) }));
+/// assert_eq!(lines.next_line()?, Some(RequestLine { number: 2, text: Err(LineTooLong) }));
+/// assert_eq!(lines.next_line()?, Some(RequestLine { number: 3, text: Ok(b"{}") }));
+/// assert_eq!(lines.next_line()?, None);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct RequestLines<R> {
+    reader: R,
+    line: Vec<u8>,
+    number: usize,
+}
+
+impl<R: std::io::BufRead> RequestLines<R> {
+    /// Lines read from `reader`.
+    pub fn new(reader: R) -> Self {
+        RequestLines { reader, line: Vec::new(), number: 0 }
+    }
+
+    /// The next line, or `None` at the end of the input; a line over the limit is read to its end and
+    /// dropped, so that the next call returns the line after it. Fails only when reading fails.
+    pub fn next_line(&mut self) -> std::io::Result<Option<RequestLine<'_>>> {
+        self.line.clear();
+        let (mut read_any, mut too_long) = (false, false);
+        loop {
+            let available = match self.reader.fill_buf() {
+                Ok(available) => available,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if available.is_empty() {
+                break;
+            }
+            read_any = true;
+            let end = available.iter().position(|&b| b == b'\n');
+            let part = &available[..end.unwrap_or(available.len())];
+            let needed = self.line.len() + part.len();
+            if !too_long && needed > MAX_REQUEST_LINE_BYTES {
+                too_long = true;
+                self.line.clear();
+            } else if !too_long {
+                if needed > self.line.capacity() {
+                    // Grow as `Vec` does, but never past the limit.
+                    let target = needed.max(2 * self.line.capacity()).min(MAX_REQUEST_LINE_BYTES);
+                    self.line.reserve_exact(target - self.line.len());
+                }
+                self.line.extend_from_slice(part);
+            }
+            let used = part.len() + usize::from(end.is_some());
+            self.reader.consume(used);
+            if end.is_some() {
+                break;
+            }
+        }
+        if !read_any {
+            return Ok(None);
+        }
+        self.number += 1;
+        Ok(Some(RequestLine { number: self.number, text: if too_long { Err(LineTooLong) } else { Ok(&self.line) } }))
+    }
+}
+
+/// One line of a request file, as [`RequestLines`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLine<'a> {
+    /// The line's number, from 1 (blank lines count).
+    pub number: usize,
+    /// The line without its `\n` (a `\r` before it stays: JSON reads it as white space), or
+    /// [`LineTooLong`].
+    pub text: Result<&'a [u8], LineTooLong>,
 }
 
 /// Whether a mapping decided the request or EMRFS fell back to the instance-profile role.
@@ -179,7 +273,7 @@ impl fmt::Display for Resolution<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Resolution::Mapping(m) => {
-                write!(f, "mapping {} ({} `{}`): {}", m.index, m.identifier_type, m.identifier, m.role)
+                write!(f, "mapping {} ({} `{}`): {}", m.index, m.identifier_type, Escaped(m.identifier), m.role)
             }
             Resolution::Fallback { role: Some(role) } => write!(f, "fallback: {role}"),
             Resolution::Fallback { role: None } => write!(f, "fallback: the instance-profile role"),
@@ -259,18 +353,19 @@ impl Explanation<'_> {
 }
 
 impl fmt::Display for Explanation<'_> {
-    /// A table: one line per mapping (verdict, index, type, role, detail), then the resolution.
+    /// A table: one line per mapping (verdict, index, type, role, detail), then the resolution; text
+    /// from the configuration and the request is shown through [`Escaped`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let role_width = self.mappings.iter().map(|m| m.role.as_str().len()).max().unwrap_or(0);
         let index_width = self.mappings.len().saturating_sub(1).to_string().len();
         let decisive = self.resolution.mapping_index().unwrap_or(0);
         for m in &self.mappings {
             let (mark, detail) = match &m.verdict {
-                Verdict::Decisive { identifier } => ("=> decisive", format!("matched `{identifier}`")),
+                Verdict::Decisive { identifier } => ("=> decisive", format!("matched `{}`", Escaped(identifier))),
                 Verdict::Shadowed { identifier } => {
-                    ("   shadowed", format!("matched `{identifier}`, but mapping {decisive} decides first"))
+                    ("   shadowed", format!("matched `{}`, but mapping {decisive} decides first", Escaped(identifier)))
                 }
-                Verdict::NoMatch { reason } => ("   no match", reason.clone()),
+                Verdict::NoMatch { reason } => ("   no match", Escaped(reason).to_string()),
             };
             writeln!(
                 f,
@@ -281,5 +376,45 @@ impl fmt::Display for Explanation<'_> {
             )?;
         }
         write!(f, "resolution: {}", self.resolution)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::BufReader;
+
+    use super::*;
+
+    /// Every line of `input` read through a buffer of `capacity` bytes: its number and text, or `None`
+    /// when it was too long.
+    fn read_all(input: &[u8], capacity: usize) -> Vec<(usize, Option<Vec<u8>>)> {
+        let mut lines = RequestLines::new(BufReader::with_capacity(capacity, input));
+        let mut out = Vec::new();
+        while let Some(line) = lines.next_line().expect("reading a slice never fails") {
+            out.push((line.number, line.text.ok().map(<[u8]>::to_vec)));
+        }
+        out
+    }
+
+    #[test]
+    fn request_lines_accept_the_limit_and_skip_longer_lines_whatever_the_chunks() {
+        let longest = "x".repeat(MAX_REQUEST_LINE_BYTES);
+        // Over the limit: by one byte (a `\r` counts, only `\n` does not), and at the end of the input.
+        let input = format!("{longest}\r\n\n{longest}\n{{}}\r\ny{longest}");
+        for capacity in [1, 7, 8192, 3 * MAX_REQUEST_LINE_BYTES] {
+            assert_eq!(
+                read_all(input.as_bytes(), capacity),
+                [
+                    (1, None),
+                    (2, Some(Vec::new())),
+                    (3, Some(longest.clone().into_bytes())),
+                    (4, Some(b"{}\r".to_vec())),
+                    (5, None)
+                ],
+                "a buffer of {capacity} bytes"
+            );
+        }
+        assert_eq!(read_all(b"", 8), []);
+        assert_eq!(read_all(b"\n", 8), [(1, Some(Vec::new()))]);
     }
 }

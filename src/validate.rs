@@ -464,7 +464,7 @@ impl<'t> Validator<'t> {
         if let Some(c) = text.chars().find(|c| c.is_control()) {
             self.error_at(
                 Code::ControlCharacter,
-                format!("the identifier {text:?} contains the control character U+{:04X}", c as u32),
+                format!("the identifier `{text}` contains the control character U+{:04X}", c as u32),
                 pointer,
                 node.offset,
                 "no user, group or S3 location contains control characters; remove it (in JSON it is written as an escape such as `\\u0000`)",

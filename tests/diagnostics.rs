@@ -930,6 +930,28 @@ fn render_clips_long_lines_around_the_caret() {
     assert_eq!(under, r#""", ""#, "the caret is under the empty string:\n{rendered}");
 }
 
+#[test]
+fn render_shows_control_and_bidi_characters_escaped_with_the_caret_still_under_the_error() {
+    // DEL, the C1 control CSI and a right-to-left override raw in a string, and a tab: each is shown
+    // escaped, so wider than one column, and the caret after them still points at the empty identifier.
+    let text = "{\"RoleMappings\": [{\"Role\": \"arn:aws:iam::123456789012:role/r\", \"IdentifierType\": \"User\",\n\"Identifiers\": [\"a\u{7f}\u{9b}\u{202e}b\",\t\"\"]}]}";
+    let diagnostics = SecurityConfiguration::from_json(text).unwrap_err();
+    assert_eq!(
+        diagnostics.iter().map(|d| (d.code.as_str(), d.line, d.column)).collect::<Vec<_>>(),
+        [("control-character", 2, 17), ("empty-identifier", 2, 26)]
+    );
+    let rendered = diagnostics.render("config.json");
+    for raw in ['\u{7f}', '\u{9b}', '\u{202e}', '\t'] {
+        assert!(!rendered.contains(raw), "raw U+{:04X} in\n{rendered}", raw as u32);
+    }
+    let (shown, caret) = shown_at(&rendered, "config.json", 2, 17);
+    assert_eq!(shown, r#""Identifiers": ["a\u{7f}\u{9b}\u{202e}b",\t""]}]}"#);
+    assert_eq!(caret, 16, "the caret is under the first identifier:\n{rendered}");
+    let (_, caret) = shown_at(&rendered, "config.json", 2, 26);
+    assert_eq!(caret, shown.find(r#""""#).unwrap_or_default(), "the caret is under `\"\"`:\n{rendered}");
+    assert!(rendered.contains(r"the identifier `a\u{7f}\u{9b}\u{202e}b` contains the control character U+007F"));
+}
+
 // ---- valid documents ----------------------------------------------------------------------------
 
 #[test]

@@ -255,3 +255,365 @@ fn a_user_in_ten_thousand_groups_resolves_to_the_first_matching_mapping() {
     assert_eq!(resolver.explain(&request).resolution.mapping_index(), Some(0));
     assert_eq!(resolver.prepare(Some("u"), &groups).resolve(None).mapping_index(), Some(0));
 }
+
+// ---- terminal escapes ---------------------------------------------------------------------------
+
+/// What hostile input puts in text a terminal shows: ESC starting a colour sequence, BEL, the C1 control
+/// CSI, DEL and a right-to-left override.
+const HOSTILE: &str = "\u{1b}[31m\u{7}\u{9b}\u{7f}\u{202e}";
+/// [`HOSTILE`] as every human-readable output shows it.
+const HOSTILE_SHOWN: &str = r"\u{1b}[31m\u{7}\u{9b}\u{7f}\u{202e}";
+/// The raw characters of [`HOSTILE`] that must never reach a terminal.
+const RAW: [char; 5] = ['\u{1b}', '\u{7}', '\u{9b}', '\u{7f}', '\u{202e}'];
+/// The part of [`HOSTILE`] that identifiers may hold (control characters are errors there), and how it shows.
+const BIDI: &str = "\u{202e}";
+const BIDI_SHOWN: &str = r"\u{202e}";
+
+/// Asserts that `text` holds none of the [`RAW`] characters, and each of `shown`.
+#[track_caller]
+fn assert_shown_escaped(text: &str, shown: &[&str], what: &str) {
+    for c in RAW {
+        assert!(!text.contains(c), "{what}: the raw character U+{:04X} reaches the terminal in\n{text:?}", c as u32);
+    }
+    for s in shown {
+        assert!(text.contains(s), "{what}: `{s}` is not shown in\n{text}");
+    }
+}
+
+/// `{"RoleMappings": mappings}` as JSON text: serde_json writes C0 controls as `\u00XX` escapes and every
+/// other character raw, so DEL, C1 controls and the override reach the source excerpts as they are.
+fn role_mappings(mappings: serde_json::Value) -> String {
+    serde_json::json!({ "RoleMappings": mappings }).to_string()
+}
+
+/// `{"Role": ROLE, "IdentifierType": kind, "Identifiers": identifiers}`.
+fn mapping(kind: &str, identifiers: &[String]) -> serde_json::Value {
+    serde_json::json!({"Role": "arn:aws:iam::123456789012:role/r", "IdentifierType": kind, "Identifiers": identifiers})
+}
+
+/// A JSON string literal.
+fn quoted(text: &str) -> String {
+    serde_json::to_string(text).expect("a string serializes")
+}
+
+#[test]
+fn terminal_escapes_in_input_are_shown_escaped_in_every_message() {
+    let hostile_role = format!("arn:aws:iam::123456789012:role/{HOSTILE}");
+    let text = role_mappings(serde_json::json!([
+        {"Role": hostile_role, "IdentifierType": "User", "Identifiers": ["u"]},
+        {"Role": format!("arn:{HOSTILE}:iam::123456789012:role/r"), "IdentifierType": "User", "Identifiers": ["u"]},
+        {"Role": "arn:aws:iam::123456789012:role/r", "IdentifierType": HOSTILE, "Identifiers": ["u"]},
+        mapping("Prefix", &[format!("s3://b/{HOSTILE}")]),
+        mapping("User", &[format!("u{HOSTILE}")]),
+        {"Role": "arn:aws:iam::123456789012:role/r", "IdentifierType": "User", "Identifiers": ["u"], HOSTILE: 1},
+    ]));
+    // The library: the rendered diagnostics, the error's one-line form, and every error type it quotes.
+    let diagnostics = SecurityConfiguration::from_json(&text).expect_err("invalid");
+    let codes: Vec<&str> = diagnostics.iter().map(|d| d.code.as_str()).collect();
+    assert_eq!(
+        codes,
+        [
+            "invalid-role-arn",
+            "invalid-role-arn",
+            "unknown-identifier-type",
+            "control-character",
+            "control-character",
+            "unknown-key"
+        ]
+    );
+    let rendered = diagnostics.render(&format!("config-{HOSTILE}.json"));
+    assert_shown_escaped(&rendered, &[HOSTILE_SHOWN, &format!("config-{HOSTILE_SHOWN}.json")], "render");
+    for block in rendered.split("\n\n").filter(|b| !b.is_empty()) {
+        assert!(block.contains(HOSTILE_SHOWN), "every diagnostic quotes the input escaped:\n{block}");
+    }
+    assert_shown_escaped(&diagnostics.to_string(), &[HOSTILE_SHOWN], "Display of Diagnostics");
+    let error = emrfs_rolemap::RoleArn::parse(&hostile_role).expect_err("invalid");
+    assert_shown_escaped(&error.to_string(), &[r"\u{1b}"], "Display of RoleArnError");
+    let error = emrfs_rolemap::RoleArn::parse(&format!("arn:{HOSTILE}:iam::1:role/r")).expect_err("invalid");
+    assert_shown_escaped(&error.to_string(), &[HOSTILE_SHOWN], "Display of RoleArnError");
+
+    // The binary: `check` in text, with the file named after the input too.
+    let dir = std::env::temp_dir().join(format!("emrfs-rolemap-escapes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join(format!("config-{HOSTILE}.json"));
+    std::fs::write(&config, &text).expect("writable");
+    let config = config.to_str().expect("utf-8 path");
+    let out = binary(&["check", "--config", config]);
+    assert_eq!(assert_clean_exit(&out, "check"), 1);
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    assert_shown_escaped(&stdout, &[HOSTILE_SHOWN, &format!("config-{HOSTILE_SHOWN}.json:")], "check");
+    let out = binary(&["resolve", "--config", config, "--user", "u"]);
+    assert_eq!(assert_clean_exit(&out, "resolve with an invalid configuration"), 2);
+    assert_shown_escaped(&String::from_utf8_lossy(&out.stderr), &[HOSTILE_SHOWN], "an unusable configuration");
+
+    // Requests and cases, through a valid configuration whose identifiers hold what identifiers may hold.
+    let valid = dir.join("valid.json");
+    std::fs::write(
+        &valid,
+        role_mappings(serde_json::json!([
+            mapping("User", &[format!("u{BIDI}")]),
+            mapping("Prefix", &[format!("s3://b/k{BIDI}/")]),
+        ])),
+    )
+    .expect("writable");
+    let valid = valid.to_str().expect("utf-8 path");
+    let user = format!("x{HOSTILE}");
+    let group = format!("g{HOSTILE}");
+    let path = format!("s3://b/{HOSTILE}");
+    let request = ["--user", &user, "--group", &group, "--path", &path];
+    let text_of = |args: &[&str], status: i32| {
+        let out = binary(args);
+        assert_eq!(assert_clean_exit(&out, &format!("{args:?}")), status, "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let decided = text_of(&["resolve", "--config", valid, "--user", &format!("u{BIDI}")], 0);
+    assert_shown_escaped(&decided, &[&format!("`u{BIDI_SHOWN}`")], "resolve");
+    let explained = text_of(&[&["explain", "--config", valid][..], &request].concat(), 0);
+    assert_shown_escaped(&explained, &[&format!("`x{HOSTILE_SHOWN}`"), &format!("`{HOSTILE_SHOWN}`")], "explain");
+    let bad_path = format!("hdfs://{HOSTILE}");
+    for command in ["resolve", "explain"] {
+        let refused = text_of(&[command, "--config", valid, "--path", &bad_path], 2);
+        assert_shown_escaped(&refused, &[&format!("`hdfs://{HOSTILE_SHOWN}`")], command);
+    }
+    let fallback = text_of(&["resolve", "--config", valid, "--fallback-role", &hostile_role], 2);
+    assert_shown_escaped(&fallback, &[HOSTILE_SHOWN], "--fallback-role");
+    // clap refuses the value and quotes it (without the colour sequence and the controls it strips).
+    let refused = text_of(&["resolve", "--config", valid, "--format", HOSTILE], 2);
+    assert_shown_escaped(&refused, &[BIDI_SHOWN], "an invalid --format");
+
+    let cases = dir.join("cases.json");
+    let expect_hostile = serde_json::json!({"identifier": format!("i{HOSTILE}")});
+    std::fs::write(
+        &cases,
+        serde_json::json!({"cases": [
+            {"name": HOSTILE, "user": user, "groups": [group], "path": path, "expect": expect_hostile},
+            {"name": "bad path", "path": bad_path, "expect": {}},
+        ]})
+        .to_string(),
+    )
+    .expect("writable");
+    let tested = text_of(&["test", "--config", valid, "--cases", cases.to_str().expect("utf-8")], 1);
+    assert_shown_escaped(
+        &tested,
+        &[&format!("FAIL  {HOSTILE_SHOWN}\n"), &format!("`i{HOSTILE_SHOWN}`"), &format!("`x{HOSTILE_SHOWN}`")],
+        "test",
+    );
+    assert!(tested.contains(&format!("`hdfs://{HOSTILE_SHOWN}`")), "{tested}");
+    std::fs::write(&cases, format!("{{\"cases\": [], {}: 1}}", quoted(HOSTILE))).expect("writable");
+    let refused = text_of(&["test", "--config", valid, "--cases", cases.to_str().expect("utf-8")], 2);
+    assert_shown_escaped(&refused, &[HOSTILE_SHOWN], "an invalid cases file");
+    std::fs::remove_dir_all(&dir).expect("removable");
+}
+
+/// A document whose diagnostic of `code` quotes input, with the options it needs and the escaped form
+/// the rendered diagnostic must show; `None` for codes whose text quotes no input. The match has no
+/// catch-all arm: a new code does not compile until it is listed here.
+fn quoting(code: emrfs_rolemap::Code) -> Option<(String, bool, String)> {
+    use emrfs_rolemap::Code::*;
+    let hostile = |text: String| Some((text, false, HOSTILE_SHOWN.to_owned()));
+    let bidi = |text: String| Some((text, false, BIDI_SHOWN.to_owned()));
+    let user = |identifiers: &[String]| role_mappings(serde_json::json!([mapping("User", identifiers)]));
+    let prefix = |identifiers: &[String]| role_mappings(serde_json::json!([mapping("Prefix", identifiers)]));
+    let role = "arn:aws:iam::123456789012:role/r";
+    match code {
+        InvalidUtf8
+        | DocumentTooLarge
+        | UnrecognizedDocument
+        | EmptyRoleMappings
+        | WrongType
+        | EmptyIdentifiers
+        | EmptyIdentifier
+        | UnreachableMapping
+        | InstanceProfileMismatch => None,
+        JsonSyntax => hostile(format!("{{\"RoleMappings\": {HOSTILE}}}")),
+        DuplicateKey => hostile(format!(
+            "{{\"RoleMappings\": [{{\"Role\": \"{role}\", \"IdentifierType\": \"User\", \"Identifiers\": [\"u\"], {k}: 1, {k}: 2}}]}}",
+            k = quoted(HOSTILE)
+        )),
+        MissingRoleMappings => {
+            Some((serde_json::json!({"RoleMapping\u{1b}": []}).to_string(), false, r"`RoleMapping\u{1b}`".to_owned()))
+        }
+        UnknownKey => hostile(role_mappings(
+            serde_json::json!([{"Role": role, "IdentifierType": "User", "Identifiers": ["u"], HOSTILE: 1}]),
+        )),
+        MissingKey => Some((
+            role_mappings(serde_json::json!([{"Rol\u{1b}": role, "IdentifierType": "User", "Identifiers": ["u"]}])),
+            false,
+            r"`Rol\u{1b}`".to_owned(),
+        )),
+        InvalidRoleArn => hostile(role_mappings(
+            serde_json::json!([{"Role": format!("{role}{HOSTILE}"), "IdentifierType": "User", "Identifiers": ["u"]}]),
+        )),
+        UnknownIdentifierType => {
+            hostile(role_mappings(serde_json::json!([{"Role": role, "IdentifierType": HOSTILE, "Identifiers": ["u"]}])))
+        }
+        PaddedIdentifier => hostile(user(&[format!(" {HOSTILE}")])),
+        ControlCharacter => hostile(user(&[format!("u{HOSTILE}")])),
+        InvalidPrefix => bidi(prefix(&[format!("hdfs://b/{BIDI}")])),
+        InvalidGlob => Some((user(&[format!("u[{BIDI}")]), true, BIDI_SHOWN.to_owned())),
+        ShadowedIdentifier => bidi(role_mappings(serde_json::json!([
+            mapping("User", &[format!("u{BIDI}")]),
+            mapping("User", &[format!("u{BIDI}"), "v".to_owned()]),
+        ]))),
+        DuplicateIdentifier => bidi(user(&[format!("u{BIDI}"), format!("u{BIDI}")])),
+        RedundantIdentifier => bidi(prefix(&["s3://b/".to_owned(), format!("s3://b/x{BIDI}/")])),
+        PartiallyShadowedMapping => bidi(role_mappings(serde_json::json!([
+            mapping("Prefix", &[format!("s3://b/x{BIDI}/")]),
+            mapping("Group", &["g".to_owned()]),
+        ]))),
+        PrefixBoundary => bidi(prefix(&[format!("s3://b/x{BIDI}")])),
+        InvalidBucketName => bidi(prefix(&[format!("s3://b{BIDI}/x/")])),
+        LiteralGlobCharacters => bidi(user(&[format!("u*{BIDI}")])),
+        SuspiciousCharacters => bidi(user(&[format!("u{BIDI}")])),
+        KerberosPrincipal => bidi(user(&[format!("u{BIDI}@EXAMPLE.COM")])),
+    }
+}
+
+#[test]
+fn every_code_that_quotes_input_shows_it_escaped() {
+    use emrfs_rolemap::Code::*;
+    // Every code; `quoting` fails to compile when one is missing there.
+    let all = [
+        ShadowedIdentifier,
+        UnreachableMapping,
+        DuplicateIdentifier,
+        RedundantIdentifier,
+        PartiallyShadowedMapping,
+        PrefixBoundary,
+        InvalidBucketName,
+        LiteralGlobCharacters,
+        SuspiciousCharacters,
+        KerberosPrincipal,
+        InstanceProfileMismatch,
+        InvalidUtf8,
+        JsonSyntax,
+        DuplicateKey,
+        UnrecognizedDocument,
+        MissingRoleMappings,
+        EmptyRoleMappings,
+        WrongType,
+        UnknownKey,
+        MissingKey,
+        InvalidRoleArn,
+        UnknownIdentifierType,
+        EmptyIdentifiers,
+        EmptyIdentifier,
+        PaddedIdentifier,
+        InvalidPrefix,
+        InvalidGlob,
+        DocumentTooLarge,
+        ControlCharacter,
+    ];
+    let mut quoted_codes = 0;
+    for code in all {
+        let Some((text, globs, shown)) = quoting(code) else { continue };
+        quoted_codes += 1;
+        let checked = check(text.as_bytes(), &ResolverOptions { globs, ..ResolverOptions::default() });
+        let rendered = checked.diagnostics.render("config.json");
+        let header = format!("[{code}]: ");
+        let block = rendered
+            .split("\n\n")
+            .find(|b| b.contains(&header))
+            .unwrap_or_else(|| panic!("{code}: no such diagnostic for {text:?} in\n{rendered}"));
+        assert_shown_escaped(block, &[&shown], code.as_str());
+        assert_shown_escaped(&rendered, &[], code.as_str());
+        assert_shown_escaped(&checked.diagnostics.to_string(), &[], code.as_str());
+    }
+    assert_eq!(quoted_codes, 20);
+}
+
+// ---- input without bounds -----------------------------------------------------------------------
+
+/// The peak resident memory (`VmHWM`) of process `pid`, in bytes.
+#[cfg(target_os = "linux")]
+fn peak_memory(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the process runs");
+    let kilobytes = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("a VmHWM line");
+    kilobytes * 1024
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_endless_request_line_is_an_error_line_read_in_bounded_memory() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cli::command(&["resolve", "--config", "examples/configs/aws-docs-example.json", "--requests", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let pid = child.id();
+    let mut stdin = child.stdin.take().expect("piped");
+    let writer = std::thread::spawn(move || {
+        // 200 MB without a line break: once written, all but a pipe's worth of it has been read.
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..200 {
+            stdin.write_all(&chunk).expect("the batch reads on");
+        }
+        stdin.write_all(b"\n").expect("the batch reads on");
+        let peak = peak_memory(pid);
+        stdin.write_all(b"{\"user\": \"user1\"}\n").expect("the batch reads on");
+        peak
+    });
+    let out = child.wait_with_output().expect("the batch finishes");
+    let peak = writer.join().expect("the writer finishes");
+    assert!(peak < 100 << 20, "the batch held {} MB to read a 200 MB line", peak >> 20);
+    assert_eq!(assert_clean_exit(&out, "an endless line"), 1);
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON lines"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["error"]["line"], 1);
+    let message = lines[0]["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("the line is over 1 MiB (1048576 bytes)"), "{message}");
+    assert_eq!(lines[1]["mapping_index"], 0, "the batch goes on with the next line");
+}
+
+#[test]
+fn a_request_line_over_one_mebibyte_makes_bench_input_unusable() {
+    let file = std::env::temp_dir().join(format!("emrfs-rolemap-long-line-{}.jsonl", std::process::id()));
+    let long = format!("{{\"user\": \"{}\"}}", "u".repeat(1 << 20));
+    std::fs::write(&file, format!("{{\"user\": \"user1\"}}\n{long}\n")).expect("writable");
+    let config = "examples/configs/aws-docs-example.json";
+    let out = binary(&["bench", "--config", config, "--requests", file.to_str().expect("utf-8"), "--seconds", "0"]);
+    assert_eq!(assert_clean_exit(&out, "bench"), 2);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 2: the line is over 1 MiB (1048576 bytes)"), "{stderr}");
+    std::fs::remove_file(&file).expect("removable");
+}
+
+#[test]
+fn a_100_megabyte_cases_file_is_refused_without_being_read_whole() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let config = "examples/configs/aws-docs-example.json";
+    let mut child = cli::command(&["test", "--config", config, "--cases", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut stdin = child.stdin.take().expect("piped");
+    let writer = std::thread::spawn(move || {
+        stdin.write_all(b"{\"cases\": [], \"padding\": \"")?;
+        let chunk = vec![b'x'; 1 << 20];
+        (0..100).try_for_each(|_| stdin.write_all(&chunk))
+    });
+    let out = child.wait_with_output().expect("the binary finishes");
+    let written = writer.join().expect("the writer finishes");
+    assert_eq!(assert_clean_exit(&out, "test --cases"), 2);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the cases file `-` is larger than the 64 MiB accepted"), "{stderr}");
+    assert_eq!(
+        written.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::BrokenPipe),
+        "the binary stops reading at the limit and exits"
+    );
+}

@@ -18,6 +18,7 @@ use rustc_hash::FxBuildHasher;
 use std::hash::BuildHasher;
 
 use crate::config::{IdentifierType, RoleArn, SecurityConfiguration};
+use crate::diagnostics::Escaped;
 use crate::reference::ReferenceResolver;
 use crate::resolve::{Explanation, MappingMatch, Request, Resolution};
 use crate::s3path::S3Path;
@@ -44,11 +45,11 @@ pub struct ResolverOptions {
     pub fallback_role: Option<RoleArn>,
 }
 
-/// Why a configuration could not be compiled.
+/// Why a configuration could not be compiled; the message shows the text it quotes through [`Escaped`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
     /// Globs are enabled and an identifier is not a valid glob.
-    #[error("identifier `{identifier}` at `{pointer}` ({line}:{column}) is not a valid glob: {message}")]
+    #[error("identifier `{}` at `{}` ({line}:{column}) is not a valid glob: {}", Escaped(.identifier), Escaped(.pointer), Escaped(.message))]
     InvalidGlob {
         /// The identifier as written.
         identifier: String,
@@ -62,7 +63,7 @@ pub enum BuildError {
         message: String,
     },
     /// The glob identifiers compile one by one but not together (the combined matcher is too large).
-    #[error("the glob identifiers are too large to compile together: {0}")]
+    #[error("the glob identifiers are too large to compile together: {}", Escaped(.0))]
     GlobSetTooLarge(String),
 }
 

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::diagnostics::Escaped;
+
 /// The AWS partitions whose IAM role ARNs are accepted.
 pub const PARTITIONS: [&str; 7] = ["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f"];
 
@@ -132,7 +134,7 @@ impl serde::Serialize for RoleArn {
     }
 }
 
-/// Which part of a role ARN is wrong.
+/// Which part of a role ARN is wrong; the message shows the text it quotes through [`Escaped`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RoleArnError {
     /// The text does not start with `arn:`.
@@ -142,31 +144,31 @@ pub enum RoleArnError {
     #[error("the ARN has too few `:`-separated parts")]
     TooFewParts,
     /// The partition is not an AWS partition.
-    #[error("unknown partition `{0}`")]
+    #[error("unknown partition `{}`", Escaped(.0))]
     UnknownPartition(String),
     /// The service is not `iam`.
-    #[error("the service is `{0}`, not `iam`")]
+    #[error("the service is `{}`, not `iam`", Escaped(.0))]
     NotIam(String),
     /// The region part is not empty.
-    #[error("the region part is `{0}`, but IAM ARNs have no region")]
+    #[error("the region part is `{}`, but IAM ARNs have no region", Escaped(.0))]
     HasRegion(String),
     /// The account is not 12 digits.
-    #[error("the account `{0}` is not 12 digits")]
+    #[error("the account `{}` is not 12 digits", Escaped(.0))]
     BadAccount(String),
     /// The resource is not `role/...`.
-    #[error("the resource type is `{0}`, not `role`")]
+    #[error("the resource type is `{}`, not `role`", Escaped(.0))]
     NotARole(String),
     /// The role name is empty or longer than 64 characters.
     #[error("the role name has {0} characters; IAM allows 1 to 64")]
     BadNameLength(usize),
     /// The role name has a character IAM does not allow.
-    #[error("the role name contains `{0}`, which IAM does not allow")]
+    #[error("the role name contains `{}`, which IAM does not allow", Escaped(.0.encode_utf8(&mut [0; 4])))]
     BadNameChar(char),
     /// The role path has an empty segment (`//`).
     #[error("the role path has an empty segment")]
     EmptyPathSegment,
     /// A role path segment has a character IAM does not allow.
-    #[error("the role path contains `{0}`, which IAM does not allow")]
+    #[error("the role path contains `{}`, which IAM does not allow", Escaped(.0.encode_utf8(&mut [0; 4])))]
     BadPathChar(char),
 }
 

@@ -1,16 +1,18 @@
 //! The `generate` and `bench` commands: a synthetic corpus, and one configuration benchmarked.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 use emrfs_rolemap::RequestSpec;
 use emrfs_rolemap::bench::{self, BenchReport, BenchSettings};
+use emrfs_rolemap::diagnostics::Escaped;
+use emrfs_rolemap::resolve::RequestLines;
 use emrfs_rolemap::synth;
 
 use crate::counting_alloc::{self, CountingAllocator};
-use crate::{ConfigArgs, Format, Unusable, open, read_config_bytes, usable};
+use crate::{ConfigArgs, Format, Unusable, cannot_read, open, read_config_bytes, usable};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
@@ -53,12 +55,13 @@ pub(crate) fn generate(args: &GenerateArgs) -> Result<ExitCode, Unusable> {
     let corpus = synth::corpus(args.mappings, args.requests, args.seed)
         .map_err(|e| Unusable(format!("the generated configuration does not read back: {e}")))?;
     let out = &args.out;
-    std::fs::create_dir_all(out).map_err(|e| Unusable(format!("cannot create `{}`: {e}", out.display())))?;
+    let shown = |path: &std::path::Path| Escaped(&path.to_string_lossy()).to_string();
+    std::fs::create_dir_all(out).map_err(|e| Unusable(format!("cannot create `{}`: {e}", shown(out))))?;
     for (name, text) in [("config.json", &corpus.config), ("requests.jsonl", &corpus.requests_jsonl)] {
         let path = out.join(name);
-        std::fs::write(&path, text).map_err(|e| Unusable(format!("cannot write `{}`: {e}", path.display())))?;
+        std::fs::write(&path, text).map_err(|e| Unusable(format!("cannot write `{}`: {e}", shown(&path))))?;
     }
-    println!("{}: {} mapping(s), {} request(s), seed {}", out.display(), args.mappings, args.requests, args.seed);
+    println!("{}: {} mapping(s), {} request(s), seed {}", shown(out), args.mappings, args.requests, args.seed);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -100,16 +103,19 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode, Unusable> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads a JSON Lines request file; a bad line makes the input unusable, naming the line.
+/// Reads a JSON Lines request file; a bad line (an over-long one included) makes the input unusable,
+/// naming the line.
 fn read_requests(file: &str) -> Result<Vec<RequestSpec>, Unusable> {
     let mut specs = Vec::new();
-    for (i, line) in open(file)?.lines().enumerate() {
-        let line = line.map_err(|e| Unusable(format!("cannot read `{file}`: {e}")))?;
-        if line.trim().is_empty() {
+    let mut lines = RequestLines::new(open(file)?);
+    while let Some(line) = lines.next_line().map_err(|e| cannot_read(file, &e))? {
+        let bad_line = |problem: String| Unusable(format!("`{}` line {}: {problem}", Escaped(file), line.number));
+        let text = line.text.map_err(|too_long| bad_line(too_long.to_string()))?;
+        if text.trim_ascii().is_empty() {
             continue;
         }
-        let spec = serde_json::from_str(&line)
-            .map_err(|e| Unusable(format!("`{file}` line {}: not a request: {e}", i + 1)))?;
+        let spec = serde_json::from_slice(text)
+            .map_err(|e| bad_line(format!("not a request: {}", Escaped(&e.to_string()))))?;
         specs.push(spec);
     }
     Ok(specs)

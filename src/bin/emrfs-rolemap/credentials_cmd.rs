@@ -14,8 +14,9 @@ use emrfs_rolemap::credentials::sts::{BaseCredentials, StsSource, StsSourceConfi
 use emrfs_rolemap::credentials::{
     AssumeRoleSettings, Broker, CacheConfig, CredentialCache, SessionNameTemplate, format_rfc3339,
 };
+use emrfs_rolemap::diagnostics::Escaped;
 
-use super::{RequestArgs, Unusable};
+use super::{EscapedLines, RequestArgs, Unusable};
 
 /// Where to get credentials and how to assume the role.
 #[derive(Args)]
@@ -77,7 +78,7 @@ pub fn run(resolver: &Resolver, request: &RequestArgs, args: &StsArgs) -> Result
     let credentials = match fetched {
         Ok(credentials) => credentials,
         Err(error) => {
-            let _ = writeln!(io::stderr(), "error: {error}");
+            let _ = writeln!(io::stderr(), "error: {}", EscapedLines(&error.to_string()));
             return Ok(ExitCode::from(1));
         }
     };
@@ -97,8 +98,9 @@ pub fn run(resolver: &Resolver, request: &RequestArgs, args: &StsArgs) -> Result
 impl StsArgs {
     /// The AssumeRole settings, checked against STS limits.
     pub fn settings(&self) -> Result<AssumeRoleSettings, Unusable> {
-        let session_name = SessionNameTemplate::parse(&self.session_name)
-            .map_err(|e| Unusable(format!("invalid --session-name `{}`: {e}", self.session_name)))?;
+        let session_name = SessionNameTemplate::parse(&self.session_name).map_err(|e| {
+            Unusable(format!("invalid --session-name `{}`: {}", Escaped(&self.session_name), Escaped(&e.to_string())))
+        })?;
         let settings = AssumeRoleSettings {
             session_name,
             duration_seconds: self.duration,

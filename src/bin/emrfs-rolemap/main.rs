@@ -13,11 +13,14 @@ mod policy_cmd;
 #[cfg(all(feature = "sts", feature = "server", unix))]
 mod serve_cmd;
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use emrfs_rolemap::cases::CaseFile;
+use emrfs_rolemap::config::MAX_DOCUMENT_BYTES;
+use emrfs_rolemap::diagnostics::Escaped;
+use emrfs_rolemap::resolve::RequestLines;
 use emrfs_rolemap::{
     Checked, PrefixMatch, Request, RequestSpec, Resolver, ResolverBuilder, ResolverOptions, RoleArn,
     SecurityConfiguration, Severity, check,
@@ -151,7 +154,8 @@ enum PrefixMatchArg {
     Segment,
 }
 
-/// Why the command could not do its work: exit status 2, with a message on standard error.
+/// Why the command could not do its work: exit status 2, with a message on standard error (printed
+/// through [`EscapedLines`]; text from the input is quoted through [`Escaped`] where the message is made).
 struct Unusable(String);
 
 impl<E: std::fmt::Display> From<E> for Unusable {
@@ -160,12 +164,37 @@ impl<E: std::fmt::Display> From<E> for Unusable {
     }
 }
 
+/// A message of several lines, each shown through [`Escaped`]: its line breaks stay, so that errors
+/// that render diagnostics keep their layout, and nothing else can act on the terminal.
+struct EscapedLines<'a>(&'a str);
+
+impl std::fmt::Display for EscapedLines<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (n, line) in self.0.split('\n').enumerate() {
+            if n > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{}", Escaped(line))?;
+        }
+        Ok(())
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        // clap quotes the arguments it refuses, raw in its coloured output: when an argument holds
+        // what `Escaped` escapes, the error is printed plain, escaped.
+        let hostile = std::env::args_os().any(|arg| arg.to_string_lossy().contains(Escaped::escapes));
+        if e.use_stderr() && hostile {
+            let _ = write!(io::stderr(), "{}", EscapedLines(&e.render().to_string()));
+            std::process::exit(e.exit_code());
+        }
+        e.exit()
+    });
     match run(cli.command) {
         Ok(code) => code,
         Err(Unusable(message)) => {
-            let _ = writeln!(io::stderr(), "error: {message}");
+            let _ = writeln!(io::stderr(), "error: {}", EscapedLines(&message));
             ExitCode::from(2)
         }
     }
@@ -198,12 +227,15 @@ fn run(command: Command) -> Result<ExitCode, Unusable> {
             if cases == "-" && config.config == "-" {
                 return Err(Unusable("--config and --cases cannot both read standard input".into()));
             }
-            let file = CaseFile::from_json(&read_input(&cases)?)
-                .map_err(|e| Unusable(format!("invalid cases file `{cases}`: {e}")))?;
+            let file = CaseFile::from_json(&read_cases(&cases)?).map_err(|e| {
+                Unusable(format!("invalid cases file `{}`: {}", Escaped(&cases), Escaped(&e.to_string())))
+            })?;
             match (&config.fallback_role, &file.fallback_role) {
                 (Some(flag), Some(in_file)) if flag != in_file => {
                     return Err(Unusable(format!(
-                        "--fallback-role `{flag}` differs from the cases file's `fallback_role` `{in_file}`; give one"
+                        "--fallback-role `{}` differs from the cases file's `fallback_role` `{}`; give one",
+                        Escaped(flag),
+                        Escaped(in_file)
                     )));
                 }
                 (None, Some(in_file)) => config.fallback_role = Some(in_file.clone()),
@@ -223,8 +255,9 @@ fn run(command: Command) -> Result<ExitCode, Unusable> {
 
 impl RequestArgs {
     fn parse(&self) -> Result<Request<'_>, Unusable> {
-        Request::parse(self.user.as_deref(), &self.group, self.path.as_deref())
-            .map_err(|e| Unusable(format!("invalid --path `{}`: {e}", self.path.as_deref().unwrap_or_default())))
+        Request::parse(self.user.as_deref(), &self.group, self.path.as_deref()).map_err(|e| {
+            Unusable(format!("invalid --path `{}`: {e}", Escaped(self.path.as_deref().unwrap_or_default())))
+        })
     }
 }
 
@@ -232,10 +265,9 @@ impl ConfigArgs {
     fn options(&self) -> Result<ResolverOptions, Unusable> {
         let fallback_role = match &self.fallback_role {
             None => None,
-            Some(text) => Some(
-                RoleArn::parse(text)
-                    .map_err(|e| Unusable(format!("invalid --fallback-role `{text}`: {e}\n  = help: {}", e.help())))?,
-            ),
+            Some(text) => Some(RoleArn::parse(text).map_err(|e| {
+                Unusable(format!("invalid --fallback-role `{}`: {e}\n  = help: {}", Escaped(text), e.help()))
+            })?),
         };
         let prefix_match = match self.prefix_match {
             PrefixMatchArg::String => PrefixMatch::String,
@@ -260,20 +292,36 @@ fn open(file: &str) -> Result<Box<dyn BufRead>, Unusable> {
     if file == "-" {
         return Ok(Box::new(io::BufReader::new(io::stdin())));
     }
-    let f = std::fs::File::open(file).map_err(|e| Unusable(format!("cannot read `{file}`: {e}")))?;
+    let f = std::fs::File::open(file).map_err(|e| cannot_read(file, &e))?;
     Ok(Box::new(io::BufReader::new(f)))
 }
 
-/// Reads a configuration, but never more than one byte past the largest accepted document, so that a
-/// huge file is rejected (by `check`) without being read into memory.
+/// Reads a configuration or a cases file, but never more than one byte past the largest accepted
+/// document, so that a huge file is rejected (by `check`, or by [`read_cases`]) without being read into
+/// memory.
 fn read_config_bytes(file: &str) -> Result<Vec<u8>, Unusable> {
-    emrfs_rolemap::config::read_document(open(file)?).map_err(|e| Unusable(format!("cannot read `{file}`: {e}")))
+    emrfs_rolemap::config::read_document(open(file)?).map_err(|e| cannot_read(file, &e))
 }
 
-fn read_input(file: &str) -> Result<String, Unusable> {
-    let mut text = String::new();
-    open(file)?.read_to_string(&mut text).map_err(|e| Unusable(format!("cannot read `{file}`: {e}")))?;
-    Ok(text)
+/// `cannot read `FILE`: ERROR`.
+fn cannot_read(file: &str, error: &io::Error) -> Unusable {
+    Unusable(format!("cannot read `{}`: {error}", Escaped(file)))
+}
+
+/// Reads a cases file, which may be as large as a configuration ([`MAX_DOCUMENT_BYTES`]) and no larger.
+fn read_cases(file: &str) -> Result<String, Unusable> {
+    let bytes = read_config_bytes(file)?;
+    if bytes.len() > MAX_DOCUMENT_BYTES {
+        return Err(Unusable(format!(
+            "the cases file `{}` is larger than the {} MiB accepted (the limit of configurations)",
+            Escaped(file),
+            MAX_DOCUMENT_BYTES >> 20
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        Unusable(format!("invalid cases file `{}`: not valid UTF-8 (invalid byte at offset {at})", Escaped(file)))
+    })
 }
 
 /// Reads, checks and compiles the configuration; any error makes the input unusable.
@@ -288,7 +336,8 @@ fn load(args: &ConfigArgs) -> Result<Resolver, Unusable> {
 fn usable(bytes: &[u8], options: &ResolverOptions, display_name: &str) -> Result<SecurityConfiguration, Unusable> {
     SecurityConfiguration::from_slice_with(bytes, options).map_err(|diagnostics| {
         Unusable(format!(
-            "the configuration `{display_name}` has {} error(s):\n\n{}",
+            "the configuration `{}` has {} error(s):\n\n{}",
+            Escaped(display_name),
             diagnostics.error_count(),
             diagnostics.render(display_name).trim_end()
         ))
@@ -321,11 +370,11 @@ fn check_command(
                 Some(config) if errors == 0 => writeln!(
                     out,
                     "{}: ok, {} role mapping(s), {} identifier(s), {counts}",
-                    args.display_name(),
+                    Escaped(args.display_name()),
                     config.mappings().len(),
                     config.identifier_count(),
                 )?,
-                _ => writeln!(out, "{}: {errors} error(s), {counts}", args.display_name())?,
+                _ => writeln!(out, "{}: {errors} error(s), {counts}", Escaped(args.display_name()))?,
             }
         }
     }
@@ -333,22 +382,18 @@ fn check_command(
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-/// Resolves each JSON line of `input`, writing one JSON line per request; bad lines get an error line.
-fn resolve_batch(resolver: &Resolver, mut input: Box<dyn BufRead>) -> Result<ExitCode, Unusable> {
+/// Resolves each JSON line of `input`, writing one JSON line per request; bad lines (over-long ones
+/// included) get an error line.
+fn resolve_batch(resolver: &Resolver, input: Box<dyn BufRead>) -> Result<ExitCode, Unusable> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut failed = false;
-    let mut bytes = Vec::new();
-    let mut number = 0;
-    loop {
-        bytes.clear();
-        if input.read_until(b'\n', &mut bytes)? == 0 {
-            break;
-        }
-        number += 1;
-        let outcome = match std::str::from_utf8(&bytes) {
-            Err(e) => Err(format!("the line is not valid UTF-8 (byte {} of the line)", e.valid_up_to() + 1)),
-            Ok(line) if line.trim().is_empty() => continue,
-            Ok(line) => RequestSpec::from_json(line.as_bytes()).and_then(|spec| {
+    let mut lines = RequestLines::new(input);
+    while let Some(line) = lines.next_line()? {
+        let outcome = match line.text.map(std::str::from_utf8) {
+            Err(too_long) => Err(too_long.to_string()),
+            Ok(Err(e)) => Err(format!("the line is not valid UTF-8 (byte {} of the line)", e.valid_up_to() + 1)),
+            Ok(Ok(line)) if line.trim().is_empty() => continue,
+            Ok(Ok(line)) => RequestSpec::from_json(line.as_bytes()).and_then(|spec| {
                 let request = spec.request().map_err(|e| format!("invalid path: {e}"))?;
                 serde_json::to_string(&resolver.resolve(&request)).map_err(|e| e.to_string())
             }),
@@ -357,7 +402,7 @@ fn resolve_batch(resolver: &Resolver, mut input: Box<dyn BufRead>) -> Result<Exi
             Ok(json) => writeln!(out, "{json}")?,
             Err(message) => {
                 failed = true;
-                let error = serde_json::json!({"error": {"line": number, "message": message}});
+                let error = serde_json::json!({"error": {"line": line.number, "message": message}});
                 writeln!(out, "{error}")?;
             }
         }

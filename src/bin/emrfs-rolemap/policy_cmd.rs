@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use emrfs_rolemap::diagnostics::Escaped;
 use emrfs_rolemap::policy::{self, ClusterRoles, InstanceProfileArn, PolicyDocument};
 use emrfs_rolemap::{Diagnostic, ResolverOptions, RoleArn, SecurityConfiguration};
 
@@ -74,15 +75,17 @@ impl InstanceProfileArgs {
         let (Some(profile), Some(role)) = (&self.instance_profile, &self.instance_profile_role) else {
             return Ok(Vec::new());
         };
-        let profile = InstanceProfileArn::parse(profile)
-            .map_err(|e| Unusable(format!("invalid --instance-profile `{profile}`: {e}\n  = help: {}", e.help())))?;
+        let profile = InstanceProfileArn::parse(profile).map_err(|e| {
+            Unusable(format!("invalid --instance-profile `{}`: {e}\n  = help: {}", Escaped(profile), e.help()))
+        })?;
         let role = role_arn("--instance-profile-role", role)?;
         Ok(policy::instance_profile_mismatches(&profile, &role))
     }
 }
 
 fn role_arn(flag: &str, text: &str) -> Result<RoleArn, Unusable> {
-    RoleArn::parse(text).map_err(|e| Unusable(format!("invalid {flag} `{text}`: {e}\n  = help: {}", e.help())))
+    RoleArn::parse(text)
+        .map_err(|e| Unusable(format!("invalid {flag} `{}`: {e}\n  = help: {}", Escaped(text), e.help())))
 }
 
 /// Reads a configuration that must have no errors (warnings do not matter to its policies).

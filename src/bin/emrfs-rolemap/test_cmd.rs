@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use emrfs_rolemap::Resolver;
 use emrfs_rolemap::cases::CaseFile;
+use emrfs_rolemap::diagnostics::Escaped;
 use serde_json::json;
 
 use crate::{TestFormat, Unusable};
@@ -52,9 +53,9 @@ pub(crate) fn run(resolver: &Resolver, file: &CaseFile, format: TestFormat) -> R
     match format {
         TestFormat::Text => {
             for o in &outcomes {
-                writeln!(out, "{}  {}", if o.failures.is_empty() { "ok  " } else { "FAIL" }, o.name)?;
+                writeln!(out, "{}  {}", if o.failures.is_empty() { "ok  " } else { "FAIL" }, Escaped(&o.name))?;
                 for failure in &o.failures {
-                    writeln!(out, "        {failure}")?;
+                    writeln!(out, "        {}", Escaped(failure))?;
                 }
                 if let Some((trace, _)) = &o.explanation {
                     for line in trace.lines() {
