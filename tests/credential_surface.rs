@@ -361,10 +361,13 @@ async fn the_audit_log_has_no_line_per_cache_hit_and_few_per_refusal() {
         granted[..granted.len().min(5)].join("\n")
     );
 
+    let flooding = Instant::now();
     assert_eq!(flood(&served, UNMAPPED, 100_000, 8).await, [(403, 100_000)]);
+    // One line per minute at most, and the first at once: on a loaded machine the flood takes longer.
+    let minutes = flooding.elapsed().as_secs() / 60;
     let refused = audit_lines("refused:");
     assert!(
-        (1..=3).contains(&refused.len()),
+        (1..=2 + minutes as usize).contains(&refused.len()),
         "at most a line per caller and code a minute:\n{}",
         refused[..refused.len().min(5)].join("\n")
     );

@@ -11,6 +11,10 @@
 //! The OS-lookup pool (7) is tested on a fake directory service in `src/server/peer.rs`; escapes (5)
 //! and bounded input (6) in `tests/hostile.rs`.
 
+// Each test holds `ONE_AT_A_TIME` across its awaits on purpose: every test has its own runtime, and the
+// lock only orders the tests' threads.
+#![allow(clippy::await_holding_lock)]
+
 mod support;
 
 use std::io::{Read, Write};
@@ -33,6 +37,14 @@ const CONFIG: &str = r#"{"RoleMappings": [
 
 const NO_STS: &str = "http://127.0.0.1:9";
 
+/// The tests of this file measure how long clients wait; run side by side, on two cores, they would
+/// measure each other. Each holds this lock for its whole run.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// `GET /healthz` on a new TCP connection: the time until the whole answer arrived.
 fn healthz_over_tcp(served: &Served, within: Duration) -> Result<Duration, String> {
     let started = Instant::now();
@@ -51,6 +63,7 @@ fn healthz_over_tcp(served: &Served, within: Duration) -> Result<Duration, Strin
 /// past every timeout; four of them kept every new client out of `--max-connections 4`.
 #[test]
 fn a_client_that_never_reads_loses_its_connection_within_the_write_timeout() {
+    let _serial = one_at_a_time();
     use nix::sys::socket::{setsockopt, sockopt::RcvBuf};
     let served = Served::start(CONFIG, NO_STS, &["--max-connections", "4", "--write-timeout", "2"]);
     let requests = "GET /v1/nothing HTTP/1.1\r\nHost: x\r\n\r\n".repeat(20_000);
@@ -124,6 +137,7 @@ sys.stdin.read()
 /// let 1 of 6 probes through within 5 s; one local uid could take every Unix-socket slot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_floods_on_one_listener_or_from_one_uid_shut_nobody_else_out() {
+    let _serial = one_at_a_time();
     assert_eq!(
         own_uid(),
         0,
@@ -187,6 +201,7 @@ async fn idle_floods_on_one_listener_or_from_one_uid_shut_nobody_else_out() {
 /// `/readyz` took from async code; requests then timed out and SIGTERM never exited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fifo_in_place_of_the_configuration_blocks_nothing() {
+    let _serial = one_at_a_time();
     let mut served = Served::start(CONFIG, NO_STS, &["--watch-interval", "0.05", "--drain-timeout", "3"]);
     let config = served.config_path();
     std::fs::remove_file(&config).unwrap();
@@ -222,6 +237,7 @@ async fn a_fifo_in_place_of_the_configuration_blocks_nothing() {
 /// polling `/readyz` during reloads waited for every compile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_never_waits_for_a_reload_to_compile() {
+    let _serial = one_at_a_time();
     let dir = TempDir::new("big");
     let generate = |seed: &str, out: &Path| {
         let status =
@@ -257,6 +273,7 @@ async fn readyz_never_waits_for_a_reload_to_compile() {
 /// write, a symlink swapped in after the socket appeared made the server chmod any file.
 #[test]
 fn the_socket_gets_its_mode_with_no_window_and_only_in_a_trusted_directory() {
+    let _serial = one_at_a_time();
     let dir = TempDir::new("socket");
     let config = dir.path().join("config.json");
     std::fs::write(&config, CONFIG).unwrap();
@@ -312,6 +329,7 @@ fn the_socket_gets_its_mode_with_no_window_and_only_in_a_trusted_directory() {
 /// this machine's: the bind fails, and nothing is ever sent.)
 #[test]
 fn a_listen_address_that_is_not_loopback_is_warned_about() {
+    let _serial = one_at_a_time();
     let dir = TempDir::new("listen");
     let config = dir.path().join("config.json");
     std::fs::write(&config, CONFIG).unwrap();
@@ -329,4 +347,27 @@ fn a_listen_address_that_is_not_loopback_is_warned_about() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("192.0.2.1:9944, which is not a loopback address"), "{stderr}");
     assert_eq!(output.status.code(), Some(2), "{stderr}");
+}
+
+/// Defect 5, in the server's log: text from requests (users, paths, what an error quotes) reaches the
+/// log escaped, like every other message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_reaches_the_log_escaped() {
+    let _serial = one_at_a_time();
+    let served = Served::start(CONFIG, NO_STS, &[]);
+    let client = served.tcp_client(true);
+    let hostile = [
+        r#"{"user": "eve\u001b[2J\u202e", "path": "s3://not-mapped/\u001b]0;title\u0007"}"#,
+        r#"{"user": "eve", "path": "http://\u009b31m\u202ex"}"#,
+    ];
+    for body in hostile {
+        let reply = client.post("/v1/credentials", body).await;
+        assert!(reply.status == 403 || reply.status == 400, "{}", reply.body);
+    }
+    let log = served.log();
+    assert!(log.contains("refused:"), "{log}");
+    for raw in ['\u{1b}', '\u{7}', '\u{9b}', '\u{202e}'] {
+        assert!(!log.contains(raw), "the raw character U+{:04X} reaches the log:\n{log}", raw as u32);
+    }
+    assert!(log.contains(r"\u{9b}31m\u{202e}x"), "{log}");
 }

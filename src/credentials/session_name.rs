@@ -100,7 +100,7 @@ impl Default for SessionNameTemplate {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
     /// A `{...}` that is not `{user}` or `{group}`.
-    #[error("unknown placeholder `{{{0}}}` in the session name template; use `{{user}}` or `{{group}}`")]
+    #[error("unknown placeholder `{{{}}}` in the session name template; use `{{user}}` or `{{group}}`", crate::diagnostics::Escaped(.0))]
     UnknownPlaceholder(String),
     /// A `{` without its `}`.
     #[error("unclosed `{{` in the session name template")]

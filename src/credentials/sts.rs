@@ -149,10 +149,10 @@ impl StsSourceConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StsConfigError {
     /// The region is empty or not of lowercase letters, digits and `-`.
-    #[error("invalid region `{0}`: expected a region name such as `us-east-1`")]
+    #[error("invalid region `{}`: expected a region name such as `us-east-1`", crate::diagnostics::Escaped(.0))]
     Region(String),
     /// The endpoint URL is not `http://HOST...` or `https://HOST...`.
-    #[error("invalid STS endpoint URL `{0}`: expected `https://HOST[:PORT]` (or `http://` for a local emulator)")]
+    #[error("invalid STS endpoint URL `{}`: expected `https://HOST[:PORT]` (or `http://` for a local emulator)", crate::diagnostics::Escaped(.0))]
     EndpointUrl(String),
     /// `max_attempts` is 0.
     #[error("the number of STS attempts must be at least 1")]

@@ -17,6 +17,7 @@ use super::peer::{Caller, IdentityError};
 use super::store::Generation;
 use super::{App, FallbackCredentials};
 use crate::credentials::{CredentialError, CredentialSource, Credentials, ErrorKind, format_rfc3339 as rfc3339};
+use crate::diagnostics::Escaped;
 use crate::{IdentifierType, Request, RequestSpec, Resolution, S3Path, Verdict};
 
 /// The body of every answer.
@@ -63,7 +64,7 @@ impl ApiError {
             endpoint.label(),
             self.status.as_u16(),
             self.code,
-            self.message,
+            Escaped(&self.message),
         );
     }
 
@@ -463,7 +464,7 @@ fn readyz<S>(app: &App<S>, caller: Caller) -> Response<Body> {
         "draining": draining,
         "generation": generation.number(),
         "loaded_at": rfc3339(generation.loaded_at()),
-        "config": app.store.path().display().to_string(),
+        "config": app.store.path().to_string_lossy(),
         "mappings": config.mappings().len(),
         "identifiers": config.identifier_count(),
         "reloads": app.store.reloads(),

@@ -22,6 +22,13 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
+use crate::diagnostics::Escaped;
+
+/// `path` as messages show it: through [`Escaped`], so that a name cannot act on a terminal.
+pub(crate) fn shown(path: &Path) -> String {
+    Escaped(&path.to_string_lossy()).to_string()
+}
+
 /// What a file holds, which decides who else may read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
@@ -96,7 +103,7 @@ impl FileError {
 /// Opens `path` for reading after checking that it is a trusted file of `kind` (see the module
 /// documentation); under [`FileCheck::WarnOnly`] a trust violation is logged instead.
 pub fn open_trusted(path: &Path, kind: FileKind, check: FileCheck) -> Result<File, FileError> {
-    let shown = path.display().to_string();
+    let shown = shown(path);
     let unreadable = |e: std::io::Error| FileError::Unreadable { path: shown.clone(), message: e.to_string() };
     let before = std::fs::metadata(path).map_err(unreadable)?;
     regular(&before, &shown)?;
@@ -128,9 +135,9 @@ pub fn read_secret(path: &Path, check: FileCheck, limit: usize) -> Result<Zeroiz
     let mut bytes = Zeroizing::new(Vec::new());
     file.take(limit as u64 + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| FileError::Unreadable { path: path.display().to_string(), message: e.to_string() })?;
+        .map_err(|e| FileError::Unreadable { path: shown(path), message: e.to_string() })?;
     if bytes.len() > limit {
-        return Err(FileError::TooLarge { path: path.display().to_string(), limit });
+        return Err(FileError::TooLarge { path: shown(path), limit });
     }
     Ok(bytes)
 }
@@ -159,7 +166,7 @@ const OVERRIDE_HELP: &str = "or start the server with --insecure-files (tests an
 /// Checks the opened file's owner and mode, then the directories along its given and its real path.
 fn trusted(path: &Path, file: &Metadata, kind: FileKind) -> Result<(), FileError> {
     let me = nix::unistd::geteuid().as_raw();
-    let shown = path.display().to_string();
+    let shown = shown(path);
     let untrusted = |reason: String, help: String| FileError::Untrusted { path: shown.clone(), reason, help };
     let mode = file.mode() & 0o7777;
     if file.uid() != 0 && file.uid() != me {
@@ -203,7 +210,7 @@ fn parent(path: &Path) -> PathBuf {
 /// absolute and its real path, can be changed only by root or the server's user, unless sticky. Under
 /// [`FileCheck::WarnOnly`] a violation is logged instead.
 pub(crate) fn check_directories(entry: &Path, check: FileCheck) -> Result<(), FileError> {
-    match (directories_trusted(&entry.display().to_string(), &parent(entry)), check) {
+    match (directories_trusted(&shown(entry), &parent(entry)), check) {
         (Err(error @ FileError::Untrusted { .. }), FileCheck::WarnOnly) => {
             tracing::warn!("using an untrusted directory (--insecure-files): {error}");
             Ok(())
@@ -214,21 +221,20 @@ pub(crate) fn check_directories(entry: &Path, check: FileCheck) -> Result<(), Fi
 
 /// `directory` and the directories above it, along its absolute and its real path; `shown` names the
 /// entry they hold, for the message.
-fn directories_trusted(shown: &str, directory: &Path) -> Result<(), FileError> {
+fn directories_trusted(entry: &str, directory: &Path) -> Result<(), FileError> {
     let me = nix::unistd::geteuid().as_raw();
-    let unreadable =
-        |d: &Path, e: std::io::Error| FileError::Unreadable { path: d.display().to_string(), message: e.to_string() };
+    let unreadable = |d: &Path, e: std::io::Error| FileError::Unreadable { path: shown(d), message: e.to_string() };
     let absolute = std::path::absolute(directory).map_err(|e| unreadable(directory, e))?;
     let real = std::fs::canonicalize(directory).map_err(|e| unreadable(directory, e))?;
     for directory in absolute.ancestors().chain(real.ancestors()) {
         let meta = std::fs::metadata(directory).map_err(|e| unreadable(directory, e))?;
-        let dir = directory.display();
+        let dir = Escaped(&directory.to_string_lossy()).to_string();
         let mode = meta.mode() & 0o7777;
-        let untrusted = |reason: String, help: String| FileError::Untrusted { path: shown.to_owned(), reason, help };
+        let untrusted = |reason: String, help: String| FileError::Untrusted { path: entry.to_owned(), reason, help };
         if meta.uid() != 0 && meta.uid() != me {
             return Err(untrusted(
                 format!(
-                    "the directory `{dir}` of `{shown}` is owned by uid {}, not by root or the server's user (uid {me})",
+                    "the directory `{dir}` of `{entry}` is owned by uid {}, not by root or the server's user (uid {me})",
                     meta.uid()
                 ),
                 format!("use a directory that only root or uid {me} can change, {OVERRIDE_HELP}"),
@@ -238,7 +244,7 @@ fn directories_trusted(shown: &str, directory: &Path) -> Result<(), FileError> {
         if mode & 0o022 != 0 && !sticky {
             let who = if mode & 0o002 != 0 { "others" } else { "group" };
             return Err(untrusted(
-                format!("the directory `{dir}` of `{shown}` is writable by {who} (mode {:o})", mode & 0o7777),
+                format!("the directory `{dir}` of `{entry}` is writable by {who} (mode {:o})", mode & 0o7777),
                 format!("`chmod go-w {dir}`, {OVERRIDE_HELP}"),
             ));
         }

@@ -148,13 +148,13 @@ impl Listener {
             if !meta.file_type().is_socket() {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::AlreadyExists,
-                    format!("`{}` exists and is not a socket", path.display()),
+                    format!("`{}` exists and is not a socket", files::shown(path)),
                 ));
             }
             if tokio::net::UnixStream::connect(path).await.is_ok() {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::AddrInUse,
-                    format!("another server is listening on `{}`", path.display()),
+                    format!("another server is listening on `{}`", files::shown(path)),
                 ));
             }
         }
@@ -182,7 +182,7 @@ impl Listener {
                 Ok(address) => format!("tcp {address}"),
                 Err(e) => format!("tcp (unknown address: {e})"),
             },
-            Listener::Unix(_, path) => format!("unix {}", path.display()),
+            Listener::Unix(_, path) => format!("unix {}", files::shown(path)),
         }
     }
 }
@@ -561,7 +561,7 @@ pub async fn run_until_signalled<S: CredentialSource>(
                 match tokio::task::spawn_blocking(move || BearerToken::from_file(&path, check)).await {
                     Ok(Ok(token)) => {
                         app.token.store(Some(Arc::new(token)));
-                        tracing::info!("reloaded the bearer token from `{}`", file.display());
+                        tracing::info!("reloaded the bearer token from `{}`", files::shown(file));
                     }
                     Ok(Err(e)) => tracing::error!("kept the current bearer token: {e}"),
                     Err(e) => tracing::error!("kept the current bearer token: the reading task failed: {e}"),
@@ -588,12 +588,12 @@ async fn reload(store: &Arc<ConfigStore>, on_change: bool) {
         tokio::task::spawn_blocking(move || if on_change { task.reload_if_modified() } else { task.reload() }).await;
     match outcome {
         Ok(Ok(ReloadOutcome::Reloaded { generation })) => {
-            tracing::info!("reloaded `{}`: now serving generation {generation}", store.path().display());
+            tracing::info!("reloaded `{}`: now serving generation {generation}", files::shown(store.path()));
         }
         Ok(Ok(ReloadOutcome::Unchanged)) if !on_change => {
             tracing::info!(
                 "`{}` is unchanged; still serving generation {}",
-                store.path().display(),
+                files::shown(store.path()),
                 store.current().number()
             );
         }

@@ -87,7 +87,7 @@ impl BearerToken {
     /// [`MAX_TOKEN_FILE_BYTES`] holding one line (a trailing newline is ignored). Opening never blocks:
     /// a FIFO or device is refused. Call it off the async runtime: it reads a file.
     pub fn from_file(path: &Path, check: FileCheck) -> Result<Self, TokenError> {
-        let unusable = |reason: String| TokenError::Unusable { path: path.display().to_string(), reason };
+        let unusable = |reason: String| TokenError::Unusable { path: super::files::shown(path), reason };
         let bytes = read_secret(path, check, MAX_TOKEN_FILE_BYTES)?;
         let text = std::str::from_utf8(&bytes).map_err(|_| unusable("it is not UTF-8 text".to_owned()))?;
         let token = text.strip_suffix('\n').map_or(text, |t| t.strip_suffix('\r').unwrap_or(t));

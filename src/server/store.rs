@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 
-use super::files::{FileCheck, FileError, FileKind, open_trusted};
+use super::files::{FileCheck, FileError, FileKind, open_trusted, shown};
 use crate::config::read_document;
 use crate::{Diagnostic, Resolver, ResolverBuilder, ResolverOptions, SecurityConfiguration};
 
@@ -252,13 +252,12 @@ impl ConfigStore {
 /// Reads the trusted file, within the document size limit.
 fn read(path: &Path, check: FileCheck) -> Result<Vec<u8>, LoadError> {
     let file = open_trusted(path, FileKind::Configuration, check)?;
-    read_document(file).map_err(|e| {
-        LoadError::File(FileError::Unreadable { path: path.display().to_string(), message: e.to_string() })
-    })
+    read_document(file)
+        .map_err(|e| LoadError::File(FileError::Unreadable { path: shown(path), message: e.to_string() }))
 }
 
 fn compile(path: &Path, options: &ResolverOptions, bytes: &[u8], number: u64) -> Result<Generation, LoadError> {
-    let name = path.display().to_string();
+    let name = shown(path);
     let config = SecurityConfiguration::from_slice_with(bytes, options).map_err(|diagnostics| LoadError::Invalid {
         count: diagnostics.error_count(),
         rendered: diagnostics.render(&name).trim_end().to_owned(),

@@ -16,6 +16,7 @@ use std::time::Duration;
 use clap::Args;
 use emrfs_rolemap::credentials::sts::StsSource;
 use emrfs_rolemap::credentials::{Broker, CacheConfig, CredentialCache};
+use emrfs_rolemap::diagnostics::Escaped;
 use emrfs_rolemap::server::files::FileCheck;
 use emrfs_rolemap::server::peer::BearerToken;
 use emrfs_rolemap::server::store::ConfigStore;
@@ -220,7 +221,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Unusable> {
     let store = ConfigStore::open(&args.config.config, args.config.options()?, args.file_check())?;
     tracing::info!(
         "loaded `{}`: generation 1, {} role mapping(s)",
-        args.config.config,
+        Escaped(&args.config.config),
         store.current().resolver().config().mappings().len()
     );
 
@@ -241,7 +242,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Unusable> {
         if let Some(path) = &args.socket {
             let listener = Listener::bind_unix(path, args.socket_mode, args.file_check())
                 .await
-                .map_err(|e| Unusable(format!("cannot listen on `{}`: {e}", path.display())))?;
+                .map_err(|e| Unusable(format!("cannot listen on `{}`: {e}", Escaped(&path.to_string_lossy()))))?;
             listeners.push(listener);
         }
         let server = Server::new(Arc::new(store), broker, token, options);
