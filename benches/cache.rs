@@ -11,8 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use emrfs_rolemap::RoleArn;
 use emrfs_rolemap::credentials::{
-    AssumeRoleRequest, CacheConfig, CredentialCache, CredentialRequest, CredentialSource, Credentials, SessionName,
-    SourceError,
+    CacheConfig, CredentialCache, CredentialRequest, CredentialSource, Credentials, SourceError,
 };
 use futures_util::FutureExt;
 
@@ -28,14 +27,8 @@ impl CredentialSource for FixedSource {
     }
 }
 
-fn request<'a>(role: &'a RoleArn, session: SessionName) -> CredentialRequest<'a> {
-    CredentialRequest::AssumeRole(AssumeRoleRequest {
-        role_arn: role,
-        session_name: session,
-        duration_seconds: 3600,
-        external_id: None,
-        source_identity: None,
-    })
+fn request<'a>(role: &'a RoleArn, session: &str) -> CredentialRequest<'a> {
+    CredentialRequest::assume_role(role, session, 3600).expect("a valid session name")
 }
 
 /// Runs `lookup(thread, i)` `iters` times in all, spread over `threads` threads; the wall time from
@@ -70,14 +63,14 @@ fn cache_hits(c: &mut Criterion) {
     let roles: Vec<RoleArn> = (0..KEYS)
         .map(|i| RoleArn::parse(&format!("arn:aws:iam::123456789012:role/team-{i}")).expect("valid"))
         .collect();
-    let session = SessionName::new("emrfs-alice").expect("valid");
+    let session = "emrfs-alice";
     let ours = CredentialCache::new(FixedSource, CacheConfig::default());
     let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     for role in &roles {
         runtime.block_on(ours.get(&request(role, session))).expect("fills");
     }
     let credentials = Arc::new(Credentials::new("ASIAFIXED", "secret", Some("token".into()), None));
-    let owned_key = |i: usize| (roles[i].as_str().to_owned(), session.as_str().to_owned(), 3600u32);
+    let owned_key = |i: usize| (roles[i].as_str().to_owned(), session.to_owned(), 3600u32);
     let moka: moka::sync::Cache<(String, String, u32), Arc<Credentials>> = moka::sync::Cache::new(10_000);
     let locked: RwLock<HashMap<(String, String, u32), Arc<Credentials>>> = RwLock::new(HashMap::new());
     let keys: Vec<(String, String, u32)> = (0..KEYS).map(owned_key).collect();

@@ -9,7 +9,7 @@ mod counting_alloc;
 use std::hint::black_box;
 use std::time::Duration;
 
-use counting_alloc::{CountingAllocator, live_bytes};
+use counting_alloc::{CountingAllocator, counted};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use emrfs_rolemap::synth;
 use emrfs_rolemap::{ResolverBuilder, SecurityConfiguration};
@@ -39,9 +39,8 @@ fn compile(c: &mut Criterion) {
 fn memory(_: &mut Criterion) {
     let n = 100_000;
     let config = SecurityConfiguration::from_json(&synth::config_json(n, 42)).expect("synthetic config is valid");
-    let before = live_bytes();
-    let resolver = ResolverBuilder::new().build(&config).expect("builds");
-    let bytes = live_bytes() - before;
+    let (resolver, bytes) = counted(|| ResolverBuilder::new().build(&config).expect("builds"));
+    let bytes = usize::try_from(bytes).expect("building allocates");
     let identifiers = config.identifier_count();
     let own: usize = config.mappings().iter().flat_map(|m| m.identifiers()).map(|i| i.as_str().len()).sum();
     println!(

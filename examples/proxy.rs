@@ -40,8 +40,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use emrfs_rolemap::credentials::sts::{StsSource, StsSourceConfig};
-use emrfs_rolemap::credentials::{AssumeRoleSettings, Broker, CacheConfig, CredentialCache, format_rfc3339};
+use emrfs_rolemap::credentials::{
+    AssumeRoleSettings, Broker, CacheConfig, CredentialCache, StsSource, StsSourceConfig,
+};
 use emrfs_rolemap::{PreparedPrincipal, Resolver, ResolverBuilder, S3Path, SecurityConfiguration};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -95,7 +96,9 @@ async fn run(args: Args) -> Result<ExitCode, Error> {
     };
     let resolver = ResolverBuilder::new().build(&config)?;
     let region = args.region.or_else(|| std::env::var("AWS_REGION").ok()).ok_or("no region: give --region")?;
-    let source = StsSource::new(StsSourceConfig { endpoint_url: args.sts_endpoint, ..StsSourceConfig::new(region) });
+    let mut config = StsSourceConfig::new(region);
+    config.endpoint_url = args.sts_endpoint;
+    let source = StsSource::new(config);
     let cache = CredentialCache::new(source.await?, CacheConfig::default());
     let broker = Broker::new(cache, AssumeRoleSettings::default())?;
 
@@ -201,7 +204,7 @@ async fn answer(
             "role": access.resolution.role().map(ToString::to_string),
             "mapping_index": access.resolution.mapping_index(),
             "access_key_id": access.credentials.access_key_id(),
-            "expiration": access.credentials.expiration().map(format_rfc3339),
+            "expiration": access.credentials.expiration_rfc3339(),
         }),
         Err(error) => json!({"error": error.to_string()}),
     }

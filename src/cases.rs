@@ -6,12 +6,14 @@
 //!             "path": "s3://lake/curated/t1/", "expect": {"decision": "mapping", "mapping_index": 2}}]}
 //! ```
 //!
-//! Every key given in `expect` must hold; keys left out are not checked. The same [`Expectation`]
-//! checks answers of the compiled and the reference resolver, so the conformance suite uses it too.
+//! Every key given in `expect` must hold; keys left out are not checked. The same
+//! [`Case::mismatches`] checks answers of the compiled and the reference resolver, so the conformance
+//! suite uses it too.
 
 use serde::{Deserialize, Deserializer};
 
-use crate::config::IdentifierType;
+use crate::config::{IdentifierType, ResolverOptions, RoleArn};
+use crate::diagnostics::Escaped;
 use crate::resolve::{Decision, Request, Resolution};
 use crate::s3path::S3PathError;
 
@@ -30,6 +32,23 @@ impl CaseFile {
     /// Reads a case file; the error gives the line and column of the problem.
     pub fn from_json(text: &str) -> Result<CaseFile, serde_json::Error> {
         serde_json::from_str(text)
+    }
+
+    /// The options to run the cases with: `given`, reporting the file's `fallback_role` on a fallback
+    /// unless `given` names one. Fails, saying which two roles differ, when both name one and they
+    /// differ, or when the file's role is not a role ARN.
+    pub fn options(&self, given: &ResolverOptions) -> Result<ResolverOptions, String> {
+        let Some(in_file) = &self.fallback_role else { return Ok(given.clone()) };
+        let role = RoleArn::parse(in_file)
+            .map_err(|e| format!("the cases file's `fallback_role` `{}` is not a role ARN: {e}", Escaped(in_file)))?;
+        match given.fallback_role() {
+            Some(given_role) if *given_role != role => Err(format!(
+                "the fallback role `{given_role}` differs from the cases file's `fallback_role` `{}`; give one",
+                Escaped(in_file)
+            )),
+            Some(_) => Ok(given.clone()),
+            None => Ok(given.clone().with_fallback_role(Some(role))),
+        }
     }
 }
 
@@ -53,7 +72,7 @@ pub struct Case {
     #[serde(default)]
     pub path: Option<String>,
     /// What the resolution must be.
-    pub expect: Expectation,
+    expect: Expectation,
 }
 
 impl Case {
@@ -66,6 +85,12 @@ impl Case {
     pub fn display_name(&self, position: usize) -> String {
         self.name.clone().unwrap_or_else(|| format!("case {position}"))
     }
+
+    /// Each way `resolution` differs from what the case expects, as `field: expected X, got Y`; empty
+    /// when the case holds.
+    pub fn mismatches(&self, resolution: &Resolution<'_>) -> Vec<String> {
+        self.expect.mismatches(resolution)
+    }
 }
 
 /// The fields of a resolution that a case pins down; `None` means "not checked".
@@ -74,22 +99,22 @@ impl Case {
 /// the field to be absent (as on a fallback).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Expectation {
+struct Expectation {
     /// `mapping` or `fallback`.
     #[serde(default)]
-    pub decision: Option<Decision>,
+    decision: Option<Decision>,
     /// The role ARN, or `null`.
     #[serde(default, deserialize_with = "present")]
-    pub role: Option<Option<String>>,
+    role: Option<Option<String>>,
     /// The deciding mapping's index, or `null`.
     #[serde(default, deserialize_with = "present")]
-    pub mapping_index: Option<Option<usize>>,
+    mapping_index: Option<Option<usize>>,
     /// The deciding mapping's identifier type, or `null`.
     #[serde(default, deserialize_with = "present")]
-    pub identifier_type: Option<Option<IdentifierType>>,
+    identifier_type: Option<Option<IdentifierType>>,
     /// The identifier that matched, or `null`.
     #[serde(default, deserialize_with = "present")]
-    pub identifier: Option<Option<String>>,
+    identifier: Option<Option<String>>,
 }
 
 /// Tells a key given as `null` (`Some(None)`) from a key left out (`None`, through `#[serde(default)]`).
@@ -99,7 +124,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> R
 
 impl Expectation {
     /// Each way `resolution` differs from this expectation, as `field: expected X, got Y`; empty when it holds.
-    pub fn mismatches(&self, resolution: &Resolution<'_>) -> Vec<String> {
+    fn mismatches(&self, resolution: &Resolution<'_>) -> Vec<String> {
         let mapping = resolution.mapping();
         let mut out = Vec::new();
         let mut compare = |field: &str, expected: Option<String>, actual: Option<String>| {

@@ -30,7 +30,7 @@ use serde::Serialize;
 /// and text without such characters is written in one piece.
 ///
 /// ```
-/// use emrfs_rolemap::diagnostics::Escaped;
+/// use emrfs_rolemap::Escaped;
 /// assert_eq!(Escaped("bob\u{1b}[2J\u{202e}").to_string(), r"bob\u{1b}[2J\u{202e}");
 /// assert_eq!(Escaped("a\tb\n").to_string(), r"a\tb\n");
 /// ```
@@ -156,7 +156,7 @@ pub enum Code {
     InvalidPrefix,
     /// An identifier is not a valid glob while globs are enabled.
     InvalidGlob,
-    /// The document is larger than [`crate::config::MAX_DOCUMENT_BYTES`].
+    /// The document is larger than [`SecurityConfiguration::MAX_BYTES`](crate::SecurityConfiguration::MAX_BYTES).
     DocumentTooLarge,
     /// An identifier contains a control character such as NUL.
     ControlCharacter,
@@ -370,33 +370,98 @@ impl fmt::Display for Location {
 }
 
 /// One problem (or remark) about a security configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// As JSON: `{"code", "severity", "message", "pointer", "line", "column", "help"}`, plus
+/// `"embedded_in"` for the describe form; `line` and `column` are `null` for a diagnostic about no
+/// place in the document (such as an instance profile named on the command line).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
-    /// What kind of problem this is.
-    pub code: Code,
-    /// How serious it is.
-    pub severity: Severity,
-    /// What is wrong, in one lowercase sentence without a trailing period.
-    pub message: String,
-    /// The JSON pointer (RFC 6901) of the value concerned; `""` is the whole document.
-    pub pointer: String,
-    /// The line of the value concerned, from 1; 0 for a diagnostic about no place in the document
-    /// (such as an instance profile named on the command line).
-    pub line: u32,
-    /// The column of the value concerned, in characters from 1; 0 when `line` is 0.
-    pub column: u32,
-    /// How to fix it.
-    pub help: String,
-    /// For the output of `aws emr describe-security-configuration`: the pointer of the string that holds
-    /// the document. `pointer`, `line` and `column` are then positions inside that embedded document.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub embedded_in: Option<String>,
+    code: Code,
+    severity: Severity,
+    message: String,
+    pointer: String,
+    location: Option<Location>,
+    help: String,
+    embedded_in: Option<String>,
 }
 
 impl Diagnostic {
-    /// The line and column as a [`Location`].
-    pub fn location(&self) -> Location {
-        Location { line: self.line, column: self.column }
+    /// A diagnostic about no place in the document; [`at`](Self::at) places it.
+    pub(crate) fn new(code: Code, severity: Severity, message: impl Into<String>, help: impl Into<String>) -> Self {
+        Diagnostic {
+            code,
+            severity,
+            message: message.into(),
+            pointer: String::new(),
+            location: None,
+            help: help.into(),
+            embedded_in: None,
+        }
+    }
+
+    /// The diagnostic placed at `pointer` and `location`, inside the document embedded at `embedded_in`
+    /// for the describe form.
+    pub(crate) fn at(mut self, pointer: impl Into<String>, location: Location, embedded_in: Option<String>) -> Self {
+        self.pointer = pointer.into();
+        self.location = Some(location);
+        self.embedded_in = embedded_in;
+        self
+    }
+
+    /// What kind of problem this is.
+    pub fn code(&self) -> Code {
+        self.code
+    }
+
+    /// How serious it is.
+    pub fn severity(&self) -> Severity {
+        self.severity
+    }
+
+    /// What is wrong, in one lowercase sentence without a trailing period.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The JSON pointer (RFC 6901) of the value concerned; `""` is the whole document, and a diagnostic
+    /// about no place in the document.
+    pub fn pointer(&self) -> &str {
+        &self.pointer
+    }
+
+    /// The line and column of the value concerned; `None` for a diagnostic about no place in the
+    /// document.
+    pub fn location(&self) -> Option<Location> {
+        self.location
+    }
+
+    /// How to fix it.
+    pub fn help(&self) -> &str {
+        &self.help
+    }
+
+    /// For the output of `aws emr describe-security-configuration`: the pointer of the string that holds
+    /// the document. The pointer and location are then positions inside that embedded document.
+    pub fn embedded_in(&self) -> Option<&str> {
+        self.embedded_in.as_deref()
+    }
+}
+
+impl Serialize for Diagnostic {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("Diagnostic", 8)?;
+        s.serialize_field("code", &self.code)?;
+        s.serialize_field("severity", &self.severity)?;
+        s.serialize_field("message", &self.message)?;
+        s.serialize_field("pointer", &self.pointer)?;
+        s.serialize_field("line", &self.location.map(|l| l.line))?;
+        s.serialize_field("column", &self.location.map(|l| l.column))?;
+        s.serialize_field("help", &self.help)?;
+        if let Some(embedded_in) = &self.embedded_in {
+            s.serialize_field("embedded_in", embedded_in)?;
+        }
+        s.end()
     }
 }
 
@@ -419,7 +484,7 @@ impl Diagnostics {
     /// Adds diagnostics found by a later stage (such as glob compilation) and keeps source order.
     pub(crate) fn extend(&mut self, more: impl IntoIterator<Item = Diagnostic>) {
         self.items.extend(more);
-        self.items.sort_by_key(|d| (d.embedded_in.is_some(), d.line, d.column));
+        self.items.sort_by_key(|d| (d.embedded_in.is_some(), d.location));
     }
 
     /// All diagnostics, in source order.
@@ -497,7 +562,10 @@ impl fmt::Display for Diagnostics {
         let errors = self.error_count();
         match self.items.iter().find(|d| d.severity == Severity::Error) {
             Some(first) => {
-                write!(f, "{} at {} (`{}`)", Escaped(&first.message), first.location(), Escaped(&first.pointer))?;
+                write!(f, "{}", Escaped(&first.message))?;
+                if let Some(location) = first.location {
+                    write!(f, " at {location} (`{}`)", Escaped(&first.pointer))?;
+                }
                 if errors > 1 {
                     write!(f, ", and {} more error{}", errors - 1, if errors == 2 { "" } else { "s" })?;
                 }
@@ -513,8 +581,8 @@ impl std::error::Error for Diagnostics {}
 fn render_one(out: &mut String, d: &Diagnostic, source: &mut Locator<'_>, file_name: &str) {
     use std::fmt::Write as _;
     let _ = writeln!(out, "{}[{}]: {}", d.severity, d.code, Escaped(&d.message));
-    if d.line > 0 {
-        render_place(out, d, source, file_name);
+    if let Some(location) = d.location {
+        render_place(out, d, location, source, file_name);
     }
     if !d.help.is_empty() {
         let _ = writeln!(out, "  = help: {}", Escaped(&d.help));
@@ -523,16 +591,16 @@ fn render_one(out: &mut String, d: &Diagnostic, source: &mut Locator<'_>, file_n
 }
 
 /// The location line, the source line and the caret under the column.
-fn render_place(out: &mut String, d: &Diagnostic, source: &mut Locator<'_>, file_name: &str) {
+fn render_place(out: &mut String, d: &Diagnostic, at: Location, source: &mut Locator<'_>, file_name: &str) {
     use std::fmt::Write as _;
     let _ = write!(out, "  --> {}", Escaped(file_name));
     if let Some(outer) = &d.embedded_in {
         let _ = write!(out, " (document embedded in `{}`)", Escaped(outer));
     }
     let pointer = if d.pointer.is_empty() { "(document root)" } else { d.pointer.as_str() };
-    let _ = writeln!(out, ":{}:{} at {}", d.line, d.column, Escaped(pointer));
-    if let Some(excerpt) = source.excerpt(d.location(), EXCERPT_WIDTH) {
-        let number = d.line.to_string();
+    let _ = writeln!(out, ":{at} at {}", Escaped(pointer));
+    if let Some(excerpt) = source.excerpt(at, EXCERPT_WIDTH) {
+        let number = at.line.to_string();
         let gutter = " ".repeat(number.len());
         let (shown, caret_at) = excerpt.shown();
         let _ = writeln!(out, "{gutter} |");

@@ -9,8 +9,11 @@ use std::fmt;
 use serde::Serialize;
 use serde::ser::SerializeStruct;
 
-use crate::config::{IdentifierType, RoleArn};
+use globset::Candidate;
+
+use crate::config::{IdentifierType, RoleArn, RoleMapping};
 use crate::diagnostics::Escaped;
+use crate::matching::{CompiledGlob, PrefixMatch, prefix_miss, with_bucket_slash_key};
 use crate::s3path::{S3Path, S3PathError};
 
 /// One S3 request as EMRFS sees it: the Hadoop user, the user's groups, and the S3 location.
@@ -52,32 +55,66 @@ impl<'a> Request<'a> {
         self.path = Some(path);
         self
     }
+
+    /// SEMANTICS §3 and §4 for one identifier of `kind`, as written: whether it matches this request in
+    /// prefix mode `mode`. `glob` is its compiled glob, when globs are on and it is one.
+    pub(crate) fn is_matched_by(
+        &self,
+        kind: IdentifierType,
+        identifier: &str,
+        glob: Option<&CompiledGlob>,
+        mode: PrefixMatch,
+    ) -> bool {
+        let name_matches = |name: &str| match glob {
+            Some(glob) => glob.is_match(&Candidate::new(name)),
+            None => identifier == name,
+        };
+        match kind {
+            IdentifierType::User => self.user.is_some_and(name_matches),
+            IdentifierType::Group => self.groups.iter().any(|group| name_matches(group)),
+            IdentifierType::Prefix => self.path.as_ref().is_some_and(|path| match glob {
+                Some(glob) => with_bucket_slash_key(path, |s| glob.is_match(&Candidate::new(s))),
+                None => S3Path::parse(identifier).is_ok_and(|prefix| prefix_miss(&prefix, path, mode).is_none()),
+            }),
+        }
+    }
 }
 
-/// A request as JSON, `{"user": ..., "groups": [...], "path": ...}`, every field optional; the format
-/// of `resolve --requests` lines and of server request bodies.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+/// A request as JSON, `{"user": ..., "groups": [...], "path": ...}`, every field optional: the format
+/// of `resolve --requests` and `bench --requests` lines ([`RequestLines`]) and of server request bodies,
+/// all read by [`from_json`](Self::from_json).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RequestSpec {
     /// The Hadoop user.
-    #[serde(default)]
     pub user: Option<String>,
     /// The user's groups.
-    #[serde(default)]
     pub groups: Vec<String>,
     /// The S3 location, as text.
-    #[serde(default)]
     pub path: Option<String>,
 }
 
+/// The fields of a [`RequestSpec`] as serde reads them; only [`RequestSpec::from_json`] uses it, so that
+/// nothing reads a request any other way.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestFields {
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    path: Option<String>,
+}
+
 impl RequestSpec {
-    /// Reads a request from JSON text. Only an object is accepted: serde would also take the fields as
-    /// an array (`["alice"]`), which no client means.
+    /// Reads a request from JSON text. Only an object is accepted: `["alice"]` is not a request, though
+    /// serde would read the fields from an array.
     pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(r#"expected a JSON object such as {"user": "alice", "path": "s3://bucket/key"}"#.into());
         }
-        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+        let RequestFields { user, groups, path } = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        Ok(RequestSpec { user, groups, path })
     }
 
     /// The request these fields describe; fails when `path` is not an S3 location.
@@ -86,31 +123,22 @@ impl RequestSpec {
     }
 }
 
-/// The longest line of a JSON Lines request file accepted, in bytes (1 MiB, its `\n` not counted);
-/// a request is a few hundred bytes, and S3 keys are at most 1024.
-pub const MAX_REQUEST_LINE_BYTES: usize = 1024 * 1024;
-
-/// A line of a request file was longer than [`MAX_REQUEST_LINE_BYTES`]; it was read to its end and
-/// dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "the line is over 1 MiB ({MAX_REQUEST_LINE_BYTES} bytes), the longest request line accepted; a request is a few hundred bytes"
-)]
-pub struct LineTooLong;
-
-/// The lines of a JSON Lines request file (`resolve --requests`, `bench --requests`), read in bounded
-/// chunks: never more than [`MAX_REQUEST_LINE_BYTES`] of a line is held, however long it is or if it
-/// never ends.
+/// The requests of a JSON Lines file (`resolve --requests`, `bench --requests`): each non-blank line
+/// read by [`RequestSpec::from_json`], with its line number from 1. A line that cannot be used — longer
+/// than [`RequestLines::MAX_LINE_BYTES`], not UTF-8, not a request — is an error message for that line,
+/// and the lines after it are read as usual. Lines are read in bounded chunks: never more than the limit
+/// of a line is held, however long it is or if it never ends.
 ///
 /// ```
-/// use emrfs_rolemap::resolve::{LineTooLong, MAX_REQUEST_LINE_BYTES, RequestLine, RequestLines};
-/// let long = "x".repeat(MAX_REQUEST_LINE_BYTES + 1);
-/// let input = format!("{{\"user\": \"alice\"}}\n{long}\n{{}}");
-/// let mut lines = RequestLines::new(input.as_bytes());
-/// assert_eq!(lines.next_line()?, Some(RequestLine { number: 1, text: Ok(br#"{"user": "alice"}"#) }));
-/// assert_eq!(lines.next_line()?, Some(RequestLine { number: 2, text: Err(LineTooLong) }));
-/// assert_eq!(lines.next_line()?, Some(RequestLine { number: 3, text: Ok(b"{}") }));
-/// assert_eq!(lines.next_line()?, None);
+/// use emrfs_rolemap::RequestLines;
+/// let long = "x".repeat(RequestLines::<&[u8]>::MAX_LINE_BYTES + 1);
+/// let input = format!("{{\"user\": \"alice\"}}\n\n{long}\n[\"bob\"]\n");
+/// let lines: Vec<_> = RequestLines::new(input.as_bytes()).collect::<Result<_, _>>()?;
+/// assert_eq!(lines[0].0, 1);
+/// assert_eq!(lines[0].1.as_ref().unwrap().user.as_deref(), Some("alice"));
+/// assert!(lines[1].1.as_ref().unwrap_err().contains("over 1 MiB"), "line 3");
+/// assert_eq!(lines[2].0, 4);
+/// assert!(lines[2].1.is_err(), "an array is not a request");
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug)]
@@ -120,15 +148,21 @@ pub struct RequestLines<R> {
     number: usize,
 }
 
+impl<R> RequestLines<R> {
+    /// The longest line accepted, in bytes (1 MiB, its `\n` not counted); a request is a few hundred
+    /// bytes, and S3 keys are at most 1024.
+    pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+}
+
 impl<R: std::io::BufRead> RequestLines<R> {
-    /// Lines read from `reader`.
+    /// The requests of the lines read from `reader`.
     pub fn new(reader: R) -> Self {
         RequestLines { reader, line: Vec::new(), number: 0 }
     }
 
-    /// The next line, or `None` at the end of the input; a line over the limit is read to its end and
-    /// dropped, so that the next call returns the line after it. Fails only when reading fails.
-    pub fn next_line(&mut self) -> std::io::Result<Option<RequestLine<'_>>> {
+    /// Reads the next line into `self.line`: `Ok(None)` at the end of the input, `Ok(Some(false))` for a
+    /// line over the limit, which is read to its end and dropped.
+    fn read_line(&mut self) -> std::io::Result<Option<bool>> {
         self.line.clear();
         let (mut read_any, mut too_long) = (false, false);
         loop {
@@ -144,13 +178,13 @@ impl<R: std::io::BufRead> RequestLines<R> {
             let end = available.iter().position(|&b| b == b'\n');
             let part = &available[..end.unwrap_or(available.len())];
             let needed = self.line.len() + part.len();
-            if !too_long && needed > MAX_REQUEST_LINE_BYTES {
+            if !too_long && needed > Self::MAX_LINE_BYTES {
                 too_long = true;
                 self.line.clear();
             } else if !too_long {
                 if needed > self.line.capacity() {
                     // Grow as `Vec` does, but never past the limit.
-                    let target = needed.max(2 * self.line.capacity()).min(MAX_REQUEST_LINE_BYTES);
+                    let target = needed.max(2 * self.line.capacity()).min(Self::MAX_LINE_BYTES);
                     self.line.reserve_exact(target - self.line.len());
                 }
                 self.line.extend_from_slice(part);
@@ -161,22 +195,37 @@ impl<R: std::io::BufRead> RequestLines<R> {
                 break;
             }
         }
-        if !read_any {
-            return Ok(None);
-        }
-        self.number += 1;
-        Ok(Some(RequestLine { number: self.number, text: if too_long { Err(LineTooLong) } else { Ok(&self.line) } }))
+        self.number += usize::from(read_any);
+        Ok(read_any.then_some(!too_long))
     }
 }
 
-/// One line of a request file, as [`RequestLines`] reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RequestLine<'a> {
-    /// The line's number, from 1 (blank lines count).
-    pub number: usize,
-    /// The line without its `\n` (a `\r` before it stays: JSON reads it as white space), or
-    /// [`LineTooLong`].
-    pub text: Result<&'a [u8], LineTooLong>,
+impl<R: std::io::BufRead> Iterator for RequestLines<R> {
+    /// A line's number and its request, or why the line is not one; `Err` only when reading fails.
+    type Item = std::io::Result<(usize, Result<RequestSpec, String>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let fits = match self.read_line() {
+                Err(e) => return Some(Err(e)),
+                Ok(None) => return None,
+                Ok(Some(fits)) => fits,
+            };
+            let request = if !fits {
+                Err(format!(
+                    "the line is over 1 MiB ({} bytes), the longest request line accepted; a request is a few hundred bytes",
+                    Self::MAX_LINE_BYTES
+                ))
+            } else {
+                match std::str::from_utf8(&self.line) {
+                    Err(e) => Err(format!("the line is not valid UTF-8 (byte {} of the line)", e.valid_up_to() + 1)),
+                    Ok(text) if text.trim().is_empty() => continue,
+                    Ok(text) => RequestSpec::from_json(text.as_bytes()),
+                }
+            };
+            return Some(Ok((self.number, request)));
+        }
+    }
 }
 
 /// Whether a mapping decided the request or EMRFS fell back to the instance-profile role.
@@ -210,6 +259,13 @@ pub struct MappingMatch<'c> {
     pub identifier_type: IdentifierType,
     /// The first of the mapping's identifiers (in the order written) that matches the request.
     pub identifier: &'c str,
+}
+
+impl<'c> MappingMatch<'c> {
+    /// Mapping `index` deciding by its identifier `identifier`.
+    pub(crate) fn of(index: usize, mapping: &'c RoleMapping, identifier: &'c str) -> Self {
+        MappingMatch { index, role: mapping.role(), identifier_type: mapping.identifier_type(), identifier }
+    }
 }
 
 /// Which role serves a request (SEMANTICS §3).
@@ -385,36 +441,33 @@ mod tests {
 
     use super::*;
 
-    /// Every line of `input` read through a buffer of `capacity` bytes: its number and text, or `None`
-    /// when it was too long.
-    fn read_all(input: &[u8], capacity: usize) -> Vec<(usize, Option<Vec<u8>>)> {
-        let mut lines = RequestLines::new(BufReader::with_capacity(capacity, input));
-        let mut out = Vec::new();
-        while let Some(line) = lines.next_line().expect("reading a slice never fails") {
-            out.push((line.number, line.text.ok().map(<[u8]>::to_vec)));
-        }
-        out
+    /// Every line of `input` read through a buffer of `capacity` bytes: its number and its length (the
+    /// line is `{"path": "s3://b/xxx..."}`), or `None` when it was too long.
+    fn read_all(input: &[u8], capacity: usize) -> Vec<(usize, Option<usize>)> {
+        RequestLines::new(BufReader::with_capacity(capacity, input))
+            .map(|line| {
+                let (number, spec) = line.expect("reading a slice never fails");
+                (number, spec.ok().map(|s| s.path.map_or(0, |p| p.len())))
+            })
+            .collect()
     }
 
     #[test]
     fn request_lines_accept_the_limit_and_skip_longer_lines_whatever_the_chunks() {
-        let longest = "x".repeat(MAX_REQUEST_LINE_BYTES);
-        // Over the limit: by one byte (a `\r` counts, only `\n` does not), and at the end of the input.
+        type Lines<'a> = RequestLines<&'a [u8]>;
+        // A request line of exactly the limit, and one byte more (a `\r` counts, only `\n` does not).
+        let path = |len: usize| format!("s3://b/{}", "x".repeat(len - r#"{"path": "s3://b/"}"#.len()));
+        let longest = format!(r#"{{"path": "{}"}}"#, path(Lines::MAX_LINE_BYTES));
         let input = format!("{longest}\r\n\n{longest}\n{{}}\r\ny{longest}");
-        for capacity in [1, 7, 8192, 3 * MAX_REQUEST_LINE_BYTES] {
+        let path_len = path(Lines::MAX_LINE_BYTES).len();
+        for capacity in [1, 7, 8192, 3 * Lines::MAX_LINE_BYTES] {
             assert_eq!(
                 read_all(input.as_bytes(), capacity),
-                [
-                    (1, None),
-                    (2, Some(Vec::new())),
-                    (3, Some(longest.clone().into_bytes())),
-                    (4, Some(b"{}\r".to_vec())),
-                    (5, None)
-                ],
-                "a buffer of {capacity} bytes"
+                [(1, None), (3, Some(path_len)), (4, Some(0)), (5, None)],
+                "a buffer of {capacity} bytes (line 2 is blank)"
             );
         }
         assert_eq!(read_all(b"", 8), []);
-        assert_eq!(read_all(b"\n", 8), [(1, Some(Vec::new()))]);
+        assert_eq!(read_all(b"\n", 8), []);
     }
 }

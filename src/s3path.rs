@@ -119,6 +119,7 @@ impl fmt::Display for S3Path<'_> {
 
 /// Why a text is not an S3 location.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum S3PathError {
     /// No `://` separates a scheme from the rest.
     #[error("not an S3 URI: no `://` after a scheme")]

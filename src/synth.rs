@@ -9,31 +9,7 @@ use std::fmt::Write as _;
 use crate::config::{IdentifierType, SecurityConfiguration};
 use crate::diagnostics::Diagnostics;
 use crate::resolve::RequestSpec;
-
-/// A small, fast, seedable generator (SplitMix64); good enough for test data, not for secrets.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// A generator whose sequence is fixed by `seed`.
-    pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n.max(1) as u64) as usize
-    }
-}
+pub use crate::rng::SplitMix64;
 
 /// How many buckets a configuration of `mappings` mappings spreads its prefixes over.
 fn bucket_count(mappings: usize) -> usize {
@@ -254,7 +230,8 @@ mod tests {
         assert_ne!(corpus.requests_jsonl, super::corpus(300, 40, 10).unwrap().requests_jsonl);
         let config = SecurityConfiguration::from_json(&corpus.config).unwrap();
         let resolver = ResolverBuilder::new().build(&config).unwrap();
-        let lines: Vec<RequestSpec> = corpus.requests_jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<RequestSpec> =
+            corpus.requests_jsonl.lines().map(|l| RequestSpec::from_json(l.as_bytes()).unwrap()).collect();
         assert_eq!(lines.len(), 40);
         let mut decided = [0usize; 4];
         for spec in &lines {

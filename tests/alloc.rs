@@ -289,7 +289,8 @@ fn a_credential_cache_hit_does_not_allocate() {
 
     let resolver = ResolverBuilder::new().build(&realistic_config(false)).expect("builds");
     let cache = CredentialCache::new(FixedSource, CacheConfig::default());
-    let settings = AssumeRoleSettings { source_identity: true, ..AssumeRoleSettings::default() };
+    let mut settings = AssumeRoleSettings::default();
+    settings.source_identity = true;
     let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     for case in literal_cases() {
         let path = S3Path::parse(case.path).expect("valid path");

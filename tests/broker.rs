@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use emrfs_rolemap::credentials::{
     AssumeRoleSettings, Broker, CacheConfig, CredentialCache, CredentialRequest, CredentialSource, Credentials,
-    ErrorKind, SessionNameTemplate, SettingsError, SourceError,
+    SettingsError, SourceError,
 };
 use emrfs_rolemap::{Decision, ResolverBuilder, S3Path, SecurityConfiguration};
 
@@ -20,23 +20,20 @@ struct Recorder {
 
 impl CredentialSource for Recorder {
     async fn fetch(&self, request: &CredentialRequest<'_>) -> Result<Credentials, SourceError> {
-        let text = match request {
-            CredentialRequest::Base => "base".to_owned(),
-            CredentialRequest::AssumeRole(r) => format!(
+        let text = match request.role_arn() {
+            None => "base".to_owned(),
+            Some(role) => format!(
                 "{} {} {} {:?} {:?}",
-                r.role_arn.name(),
-                r.session_name,
-                r.duration_seconds,
-                r.external_id,
-                r.source_identity
+                role.name(),
+                request.session_name().unwrap_or_default(),
+                request.duration_seconds().unwrap_or_default(),
+                request.external_id(),
+                request.source_identity()
             ),
         };
         self.seen.lock().unwrap().push(text.clone());
         if text.starts_with("denied") {
-            return Err(SourceError::new(
-                ErrorKind::AccessDenied,
-                "AccessDenied: not authorized to perform sts:AssumeRole",
-            ));
+            return Err(SourceError::access_denied("AccessDenied: not authorized to perform sts:AssumeRole"));
         }
         let expiration = SystemTime::now() + Duration::from_secs(3600);
         Ok(Credentials::new(format!("KEY {text}"), "secret", Some("token".into()), Some(expiration)))
@@ -58,12 +55,10 @@ fn broker(settings: AssumeRoleSettings) -> (Arc<Recorder>, Broker<Arc<Recorder>>
 #[tokio::test]
 async fn a_mapping_decision_assumes_the_role_with_the_configured_request() {
     let resolver = ResolverBuilder::new().build(&SecurityConfiguration::from_json(CONFIG).unwrap()).unwrap();
-    let settings = AssumeRoleSettings {
-        session_name: SessionNameTemplate::parse("emrfs-{user}-{group}").unwrap(),
-        duration_seconds: 900,
-        external_id: Some("ext-42".to_owned()),
-        source_identity: true,
-    };
+    let mut settings = AssumeRoleSettings::default().with_session_name("emrfs-{user}-{group}").unwrap();
+    settings.duration_seconds = 900;
+    settings.external_id = Some("ext-42".to_owned());
+    settings.source_identity = true;
     let (recorder, broker) = broker(settings);
     let principal = resolver.prepare(Some("alice"), &["staff", "analysts"]);
     let path = S3Path::parse("s3://lake/t/part-0").unwrap();
@@ -98,7 +93,7 @@ async fn a_failed_assume_role_fails_closed() {
     let principal = resolver.prepare(Some("etl"), &["analysts"]);
     let path = S3Path::parse("s3://lake/t").unwrap();
     let err = broker.access(&principal, Some(&path)).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::AccessDenied);
+    assert_eq!(err.source_error().kind(), "access_denied");
     let message = err.to_string();
     assert!(message.starts_with("mapping 0 decided role `arn:aws:iam::123456789012:role/denied-etl`"), "{message}");
     assert!(message.contains("not authorized"), "{message}");
@@ -110,11 +105,16 @@ async fn a_failed_assume_role_fails_closed() {
 fn settings_outside_sts_limits_are_refused() {
     let recorder = Arc::new(Recorder::default());
     let cache = CredentialCache::new(recorder, CacheConfig::default());
+    let with = |change: &dyn Fn(&mut AssumeRoleSettings)| {
+        let mut settings = AssumeRoleSettings::default();
+        change(&mut settings);
+        settings
+    };
     for (settings, expected) in [
-        (AssumeRoleSettings { duration_seconds: 899, ..Default::default() }, SettingsError::Duration(899)),
-        (AssumeRoleSettings { duration_seconds: 43_201, ..Default::default() }, SettingsError::Duration(43_201)),
-        (AssumeRoleSettings { external_id: Some("x".into()), ..Default::default() }, SettingsError::ExternalId),
-        (AssumeRoleSettings { external_id: Some("has space".into()), ..Default::default() }, SettingsError::ExternalId),
+        (with(&|s| s.duration_seconds = 899), SettingsError::Duration(899)),
+        (with(&|s| s.duration_seconds = 43_201), SettingsError::Duration(43_201)),
+        (with(&|s| s.external_id = Some("x".into())), SettingsError::ExternalId),
+        (with(&|s| s.external_id = Some("has space".into())), SettingsError::ExternalId),
     ] {
         assert_eq!(Broker::new(cache.clone(), settings).unwrap_err(), expected);
     }
@@ -127,5 +127,5 @@ fn secrets_never_show_in_debug_or_display() {
         assert!(!text.contains("SECRET") && !text.contains("TOKEN"), "{text}");
         assert!(text.contains("ASIAEXAMPLE"), "{text}");
     }
-    assert_eq!(credentials.secret_access_key().expose(), "wJalrXUtnFEMI/SECRET");
+    assert_eq!(credentials.secret_access_key(), "wJalrXUtnFEMI/SECRET");
 }

@@ -9,10 +9,45 @@ use std::time::{Duration, SystemTime};
 
 use emrfs_rolemap::RoleArn;
 use emrfs_rolemap::credentials::{
-    AssumeRoleRequest, CacheConfig, Clock, CredentialCache, CredentialRequest, CredentialSource, Credentials,
-    ErrorKind, ManualClock, SessionName, SourceError,
+    CacheConfig, Clock, CredentialCache, CredentialRequest, CredentialSource, Credentials, SourceError,
 };
 use futures_util::FutureExt;
+use support::clock::ManualClock;
+
+mod support;
+
+/// The kinds of source failure, each made by its `SourceError` constructor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ErrorKind {
+    AccessDenied,
+    Throttling,
+    Timeout,
+    Connection,
+    ServerError,
+    InvalidRequest,
+    BaseCredentials,
+    Other,
+}
+
+impl ErrorKind {
+    fn error(self, message: String) -> SourceError {
+        match self {
+            ErrorKind::AccessDenied => SourceError::access_denied(message),
+            ErrorKind::Throttling => SourceError::throttling(message),
+            ErrorKind::Timeout => SourceError::timeout(message),
+            ErrorKind::Connection => SourceError::connection(message),
+            ErrorKind::ServerError => SourceError::server_error(message),
+            ErrorKind::InvalidRequest => SourceError::invalid_request(message),
+            ErrorKind::BaseCredentials => SourceError::base_credentials(message),
+            ErrorKind::Other => SourceError::other(message),
+        }
+    }
+
+    /// The kind's name, as `SourceError::kind` gives it.
+    fn name(self) -> &'static str {
+        self.error(String::new()).kind()
+    }
+}
 use tokio::sync::Semaphore;
 
 const LIFETIME: Duration = Duration::from_secs(3600);
@@ -50,15 +85,12 @@ impl CredentialSource for Fake {
             panic!("a credential source that panics");
         }
         if let Some(gate) = &self.gate {
-            let _permit = gate.acquire().await.map_err(|_| SourceError::new(ErrorKind::Other, "gate closed"))?;
+            let _permit = gate.acquire().await.map_err(|_| SourceError::other("gate closed"))?;
         }
         if let Some(kind) = *self.failure.lock().unwrap() {
-            return Err(SourceError::new(kind, format!("fake {kind:?}")));
+            return Err(kind.error(format!("fake {kind:?}")));
         }
-        let role = match request {
-            CredentialRequest::Base => "base".to_owned(),
-            CredentialRequest::AssumeRole(r) => r.role_arn.name().to_owned(),
-        };
+        let role = request.role_arn().map_or_else(|| "base".to_owned(), |r| r.name().to_owned());
         Ok(Credentials::new(
             format!("ASIA{role}{n}"),
             "secret",
@@ -73,7 +105,14 @@ fn start() -> SystemTime {
 }
 
 fn config() -> CacheConfig {
-    CacheConfig { jitter_seed: Some(7), ..CacheConfig::default() }
+    with(|c| c.jitter_seed = Some(7))
+}
+
+/// The defaults with one change.
+fn with(change: impl FnOnce(&mut CacheConfig)) -> CacheConfig {
+    let mut config = CacheConfig::default();
+    change(&mut config);
+    config
 }
 
 fn role(name: &str) -> RoleArn {
@@ -81,13 +120,7 @@ fn role(name: &str) -> RoleArn {
 }
 
 fn request(role: &RoleArn) -> CredentialRequest<'_> {
-    CredentialRequest::AssumeRole(AssumeRoleRequest {
-        role_arn: role,
-        session_name: SessionName::new("emrfs-alice").unwrap(),
-        duration_seconds: 3600,
-        external_id: None,
-        source_identity: None,
-    })
+    CredentialRequest::assume_role(role, "emrfs-alice", 3600).unwrap()
 }
 
 fn setup(config: CacheConfig) -> (Arc<ManualClock>, Arc<Fake>, CredentialCache<Arc<Fake>>) {
@@ -133,27 +166,21 @@ async fn a_hit_needs_no_second_source_call() {
 async fn keys_differ_by_every_part_of_the_request() {
     let (_, fake, cache) = setup(config());
     let r = role("analysts");
-    let base = AssumeRoleRequest {
-        role_arn: &r,
-        session_name: SessionName::new("emrfs-alice").unwrap(),
-        duration_seconds: 3600,
-        external_id: None,
-        source_identity: None,
-    };
     let other = role("admins");
+    let assume = |role, session, duration| CredentialRequest::assume_role(role, session, duration).unwrap();
     let variants = [
-        base,
-        AssumeRoleRequest { role_arn: &other, ..base },
-        AssumeRoleRequest { session_name: SessionName::new("emrfs-bob").unwrap(), ..base },
-        AssumeRoleRequest { duration_seconds: 900, ..base },
-        AssumeRoleRequest { external_id: Some("ext-1"), ..base },
-        AssumeRoleRequest { source_identity: Some("alice"), ..base },
+        assume(&r, "emrfs-alice", 3600),
+        assume(&other, "emrfs-alice", 3600),
+        assume(&r, "emrfs-bob", 3600),
+        assume(&r, "emrfs-alice", 900),
+        assume(&r, "emrfs-alice", 3600).with_external_id("ext-1"),
+        assume(&r, "emrfs-alice", 3600).with_source_identity("alice"),
+        CredentialRequest::base(),
     ];
     let mut keys = HashSet::new();
     for v in variants {
-        keys.insert(cache.get(&CredentialRequest::AssumeRole(v)).await.unwrap().access_key_id().to_owned());
+        keys.insert(cache.get(&v).await.unwrap().access_key_id().to_owned());
     }
-    keys.insert(cache.get(&CredentialRequest::Base).await.unwrap().access_key_id().to_owned());
     assert_eq!(keys.len(), 7);
     assert_eq!(fake.calls.load(Ordering::SeqCst), 7);
     assert_eq!(cache.len(), 7);
@@ -199,7 +226,7 @@ async fn concurrent_misses_share_one_error() {
     settle(|| cache.stats().misses == 120).await;
     gate.add_permits(1000);
     for caller in callers {
-        assert_eq!(caller.await.unwrap().unwrap_err().kind, ErrorKind::Throttling);
+        assert_eq!(caller.await.unwrap().unwrap_err().kind(), ErrorKind::Throttling.name());
     }
     assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
 }
@@ -312,7 +339,7 @@ async fn a_failed_refresh_keeps_serving_valid_credentials_and_retries_with_backo
     // Under a minute left, stale credentials are no longer served: the caller waits for the source.
     clock.set(start() + LIFETIME - Duration::from_secs(59));
     let err = cache.get(&request(&r)).await.unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Throttling);
+    assert_eq!(err.kind(), ErrorKind::Throttling.name());
     fake.fail_with(None);
     let fresh = cache.get(&request(&r)).await.unwrap();
     assert!(!Arc::ptr_eq(&fresh, &first));
@@ -325,7 +352,7 @@ async fn a_failed_refresh_keeps_serving_valid_credentials_and_retries_with_backo
 #[tokio::test]
 async fn a_refused_refresh_evicts_at_once_and_is_never_served_stale() {
     for kind in [ErrorKind::AccessDenied, ErrorKind::BaseCredentials, ErrorKind::InvalidRequest, ErrorKind::Other] {
-        assert!(!kind.is_transient(), "{kind:?}");
+        assert!(!kind.error(String::new()).is_transient(), "{kind:?}");
         let (clock, fake, cache) = setup(config());
         let r = role("revoked");
         let first = cache.get(&request(&r)).await.unwrap();
@@ -342,7 +369,7 @@ async fn a_refused_refresh_evicts_at_once_and_is_never_served_stale() {
         })
         .await;
         let refused = cache.get(&request(&r)).await.unwrap_err();
-        assert_eq!(refused.kind, kind, "{kind:?}: the refusal, not the old credentials");
+        assert_eq!(refused.kind(), kind.name(), "{kind:?}: the refusal, not the old credentials");
         assert_eq!(cache.stats().stale_served, 0, "{kind:?} was served stale");
         if kind == ErrorKind::AccessDenied {
             assert_eq!(fake.calls.load(Ordering::SeqCst), 2, "the denial is remembered, not asked again");
@@ -361,7 +388,7 @@ async fn a_fetch_that_panics_does_not_stick_to_its_entry() {
     fake.panic_next.store(true, Ordering::SeqCst);
     let r = role("analysts");
     let error = cache.get(&request(&r)).await.unwrap_err();
-    assert_eq!(error.kind, ErrorKind::Other, "{error}");
+    assert_eq!(error.kind(), ErrorKind::Other.name(), "{error}");
     assert!(cache.get(&request(&r)).await.is_ok(), "the next lookup calls the source again");
     assert_eq!(fake.calls.load(Ordering::SeqCst), 2);
 }
@@ -371,9 +398,9 @@ async fn access_denied_is_remembered_briefly() {
     let (clock, fake, cache) = setup(config());
     fake.fail_with(Some(ErrorKind::AccessDenied));
     let r = role("broken");
-    assert_eq!(cache.get(&request(&r)).await.unwrap_err().kind, ErrorKind::AccessDenied);
+    assert_eq!(cache.get(&request(&r)).await.unwrap_err().kind(), ErrorKind::AccessDenied.name());
     clock.advance(Duration::from_secs(29));
-    assert_eq!(cache.get(&request(&r)).await.unwrap_err().kind, ErrorKind::AccessDenied);
+    assert_eq!(cache.get(&request(&r)).await.unwrap_err().kind(), ErrorKind::AccessDenied.name());
     assert_eq!(fake.calls.load(Ordering::SeqCst), 1, "the denial is served from memory for 30 s");
     fake.fail_with(None);
     clock.advance(Duration::from_secs(2));
@@ -387,8 +414,8 @@ async fn transient_errors_are_never_cached() {
         let (_, fake, cache) = setup(config());
         fake.fail_with(Some(kind));
         let r = role("analysts");
-        assert_eq!(cache.get(&request(&r)).await.unwrap_err().kind, kind);
-        assert_eq!(cache.get(&request(&r)).await.unwrap_err().kind, kind);
+        assert_eq!(cache.get(&request(&r)).await.unwrap_err().kind(), kind.name());
+        assert_eq!(cache.get(&request(&r)).await.unwrap_err().kind(), kind.name());
         assert_eq!(fake.calls.load(Ordering::SeqCst), 2, "{kind:?} must not be cached");
         fake.fail_with(None);
         assert!(cache.get(&request(&r)).await.is_ok());
@@ -397,7 +424,10 @@ async fn transient_errors_are_never_cached() {
 
 #[tokio::test]
 async fn the_least_recently_used_entry_is_evicted_at_the_bound() {
-    let (clock, fake, cache) = setup(CacheConfig { max_entries: 3, ..config() });
+    let (clock, fake, cache) = setup(with(|c| {
+        c.jitter_seed = Some(7);
+        c.max_entries = 3;
+    }));
     let roles: Vec<RoleArn> = (0..4).map(|i| role(&format!("r{i}"))).collect();
     for r in &roles[..3] {
         cache.get(&request(r)).await.unwrap();
@@ -419,7 +449,10 @@ async fn the_least_recently_used_entry_is_evicted_at_the_bound() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_contention_no_caller_sees_expired_credentials() {
-    let (clock, _fake, cache) = setup(CacheConfig { refresh_before_expiry: Duration::from_secs(600), ..config() });
+    let (clock, _fake, cache) = setup(with(|c| {
+        c.jitter_seed = Some(7);
+        c.refresh_before_expiry = Duration::from_secs(600);
+    }));
     let roles: Arc<Vec<RoleArn>> = Arc::new((0..8).map(|i| role(&format!("r{i}"))).collect());
     let workers: Vec<_> = (0..16)
         .map(|w| {

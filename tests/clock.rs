@@ -5,14 +5,14 @@
 
 use std::time::{Duration, Instant};
 
+use emrfs_rolemap::credentials::SourceError;
 use emrfs_rolemap::credentials::{CacheConfig, CredentialCache, CredentialRequest, CredentialSource, Credentials};
-use emrfs_rolemap::credentials::{ErrorKind, SourceError};
 
 struct NoSource;
 
 impl CredentialSource for NoSource {
     async fn fetch(&self, _: &CredentialRequest<'_>) -> Result<Credentials, SourceError> {
-        Err(SourceError::new(ErrorKind::Other, "no source"))
+        Err(SourceError::other("no source"))
     }
 }
 

@@ -15,10 +15,10 @@ fn diagnose(bytes: &[u8], options: &ResolverOptions) -> Vec<Diagnostic> {
     assert!(checked.diagnostics.error_count() > 0, "an invalid document must have errors");
     let all: Vec<Diagnostic> = checked.diagnostics.iter().cloned().collect();
     for d in &all {
-        assert!(!d.message.is_empty(), "empty message: {d:#?}");
-        assert!(!d.message.ends_with('.'), "message ends with a period: {d:#?}");
-        assert!(!d.message.starts_with(|c: char| c.is_ascii_uppercase()), "message is capitalised: {d:#?}");
-        assert!(!d.help.trim().is_empty(), "no help: {d:#?}");
+        assert!(!d.message().is_empty(), "empty message: {d:#?}");
+        assert!(!d.message().ends_with('.'), "message ends with a period: {d:#?}");
+        assert!(!d.message().starts_with(|c: char| c.is_ascii_uppercase()), "message is capitalised: {d:#?}");
+        assert!(!d.help().trim().is_empty(), "no help: {d:#?}");
     }
     all
 }
@@ -41,7 +41,14 @@ fn only(text: &str) -> Diagnostic {
 #[track_caller]
 fn assert_at(d: &Diagnostic, code: Code, pointer: &str, line: u32, column: u32) {
     assert_eq!(
-        (d.code, d.severity, d.pointer.as_str(), d.line, d.column, d.embedded_in.as_deref()),
+        (
+            d.code(),
+            d.severity(),
+            d.pointer(),
+            d.location().map_or(0, |at| at.line),
+            d.location().map_or(0, |at| at.column),
+            d.embedded_in()
+        ),
         (code, Severity::Error, pointer, line, column, None),
         "{d:#?}"
     );
@@ -51,16 +58,16 @@ fn assert_at(d: &Diagnostic, code: Code, pointer: &str, line: u32, column: u32) 
 #[track_caller]
 fn assert_says(d: &Diagnostic, message: &[&str], help: &[&str]) {
     for fragment in message {
-        assert!(d.message.contains(fragment), "message {:?} lacks {fragment:?}", d.message);
+        assert!(d.message().contains(fragment), "message {:?} lacks {fragment:?}", d.message());
     }
     for fragment in help {
-        assert!(d.help.contains(fragment), "help {:?} lacks {fragment:?}", d.help);
+        assert!(d.help().contains(fragment), "help {:?} lacks {fragment:?}", d.help());
     }
 }
 
 /// `(code, pointer)` of each diagnostic, in order.
 fn codes_and_pointers(all: &[Diagnostic]) -> Vec<(&'static str, &str)> {
-    all.iter().map(|d| (d.code.as_str(), d.pointer.as_str())).collect()
+    all.iter().map(|d| (d.code().as_str(), d.pointer())).collect()
 }
 
 /// A valid mapping to wrap around the error under test.
@@ -594,7 +601,7 @@ fn unknown_identifier_type_without_a_near_miss_lists_the_types() {
     ));
     assert_at(&d, Code::UnknownIdentifierType, "/RoleMappings/0/IdentifierType", 1, 89);
     assert_says(&d, &["`Bucket`"], &["`User`, `Group` or `Prefix`"]);
-    assert!(!d.help.contains("did you mean"), "{}", d.help);
+    assert!(!d.help().contains("did you mean"), "{}", d.help());
 }
 
 // ---- identifiers --------------------------------------------------------------------------------
@@ -705,7 +712,7 @@ const GLOBS: &str = r#"{"RoleMappings": [
 
 #[test]
 fn invalid_globs_are_errors_when_globs_are_on() {
-    let options = ResolverOptions { globs: true, ..ResolverOptions::default() };
+    let options = ResolverOptions::new().with_globs(true);
     let all = diagnose(GLOBS.as_bytes(), &options);
     assert_eq!(
         codes_and_pointers(&all),
@@ -721,12 +728,8 @@ fn invalid_globs_are_errors_when_globs_are_on() {
 fn glob_characters_are_ordinary_when_globs_are_off() {
     let checked = check(GLOBS.as_bytes(), &ResolverOptions::default());
     assert_eq!(checked.diagnostics.error_count(), 0, "{:#?}", checked.diagnostics);
-    let literal: Vec<&str> = checked
-        .diagnostics
-        .iter()
-        .filter(|d| d.code == Code::LiteralGlobCharacters)
-        .map(|d| d.pointer.as_str())
-        .collect();
+    let literal: Vec<&str> =
+        checked.diagnostics.iter().filter(|d| d.code() == Code::LiteralGlobCharacters).map(|d| d.pointer()).collect();
     let expected = ["/RoleMappings/0/Identifiers/0", "/RoleMappings/0/Identifiers/1", "/RoleMappings/1/Identifiers/0"];
     assert_eq!(literal, expected, "only warned about");
     assert!(checked.config.is_some());
@@ -766,11 +769,11 @@ fn every_error_is_reported_at_once_in_source_order() {
         ("wrong-type", format!("{m}/4")),
         ("empty-identifiers", format!("{m}/5/Identifiers")),
     ];
-    let got: Vec<(&str, String)> = all.iter().map(|d| (d.code.as_str(), d.pointer.clone())).collect();
+    let got: Vec<(&str, String)> = all.iter().map(|d| (d.code().as_str(), d.pointer().to_owned())).collect();
     assert_eq!(got, expected);
-    let lines: Vec<u32> = all.iter().map(|d| d.line).collect();
+    let lines: Vec<u32> = all.iter().map(|d| d.location().map_or(0, |at| at.line)).collect();
     assert_eq!(lines, [6, 6, 6, 7, 7, 7, 8, 8, 8, 9, 10]);
-    assert!(all[6].message.contains("`Role`") && all[7].message.contains("`Identifiers`"), "{all:#?}");
+    assert!(all[6].message().contains("`Role`") && all[7].message().contains("`Identifiers`"), "{all:#?}");
 }
 
 #[test]
@@ -799,7 +802,13 @@ fn describe_output_reports_positions_inside_the_embedded_document() {
     assert_eq!(all.len(), 1, "{all:#?}");
     let d = &all[0];
     assert_eq!(
-        (d.code, d.pointer.as_str(), d.line, d.column, d.embedded_in.as_deref()),
+        (
+            d.code(),
+            d.pointer(),
+            d.location().map_or(0, |at| at.line),
+            d.location().map_or(0, |at| at.column),
+            d.embedded_in()
+        ),
         (
             Code::UnknownIdentifierType,
             "/AuthorizationConfiguration/EmrFsConfiguration/RoleMappings/0/IdentifierType",
@@ -829,7 +838,13 @@ fn describe_output_reports_syntax_errors_inside_the_embedded_document() {
     assert_eq!(all.len(), 1, "{all:#?}");
     let d = &all[0];
     assert_eq!(
-        (d.code, d.pointer.as_str(), d.line, d.column, d.embedded_in.as_deref()),
+        (
+            d.code(),
+            d.pointer(),
+            d.location().map_or(0, |at| at.line),
+            d.location().map_or(0, |at| at.column),
+            d.embedded_in()
+        ),
         (Code::JsonSyntax, "", 3, 14, Some("/SecurityConfiguration"))
     );
     assert_says(d, &["the embedded security configuration is not valid JSON", "`'`"], &["single quotes"]);
@@ -839,10 +854,7 @@ fn describe_output_reports_syntax_errors_inside_the_embedded_document() {
 fn describe_output_needs_the_full_document() {
     let all = errors(r#"{"Name": "x", "SecurityConfiguration": "{}"}"#);
     assert_eq!(all.len(), 1, "{all:#?}");
-    assert_eq!(
-        (all[0].code, all[0].embedded_in.as_deref()),
-        (Code::MissingRoleMappings, Some("/SecurityConfiguration"))
-    );
+    assert_eq!((all[0].code(), all[0].embedded_in()), (Code::MissingRoleMappings, Some("/SecurityConfiguration")));
 }
 
 #[test]
@@ -904,14 +916,30 @@ fn render_puts_the_caret_under_each_error() {
 ]}"#;
     let diagnostics = SecurityConfiguration::from_json(text).unwrap_err();
     assert_eq!(
-        diagnostics.iter().map(|d| (d.code.as_str(), d.line, d.column)).collect::<Vec<_>>(),
+        diagnostics
+            .iter()
+            .map(|d| (d.code().as_str(), d.location().map_or(0, |at| at.line), d.location().map_or(0, |at| at.column)))
+            .collect::<Vec<_>>(),
         [("empty-identifier", 2, 93), ("invalid-role-arn", 3, 12), ("padded-identifier", 3, 90)]
     );
     let rendered = diagnostics.render("config.json");
     for d in &diagnostics {
-        let (shown, caret) = shown_at(&rendered, "config.json", d.line, d.column);
-        assert_eq!(shown, text.lines().nth(d.line as usize - 1).unwrap(), "the whole line is shown");
-        assert_eq!(caret + 1, d.column as usize, "the caret is at the column:\n{rendered}");
+        let (shown, caret) = shown_at(
+            &rendered,
+            "config.json",
+            d.location().map_or(0, |at| at.line),
+            d.location().map_or(0, |at| at.column),
+        );
+        assert_eq!(
+            shown,
+            text.lines().nth(d.location().map_or(0, |at| at.line) as usize - 1).unwrap(),
+            "the whole line is shown"
+        );
+        assert_eq!(
+            caret + 1,
+            d.location().map_or(0, |at| at.column) as usize,
+            "the caret is at the column:\n{rendered}"
+        );
         assert_eq!(shown.chars().nth(caret), Some('"'), "the caret is under the string:\n{rendered}");
     }
 }
@@ -937,7 +965,10 @@ fn render_shows_control_and_bidi_characters_escaped_with_the_caret_still_under_t
     let text = "{\"RoleMappings\": [{\"Role\": \"arn:aws:iam::123456789012:role/r\", \"IdentifierType\": \"User\",\n\"Identifiers\": [\"a\u{7f}\u{9b}\u{202e}b\",\t\"\"]}]}";
     let diagnostics = SecurityConfiguration::from_json(text).unwrap_err();
     assert_eq!(
-        diagnostics.iter().map(|d| (d.code.as_str(), d.line, d.column)).collect::<Vec<_>>(),
+        diagnostics
+            .iter()
+            .map(|d| (d.code().as_str(), d.location().map_or(0, |at| at.line), d.location().map_or(0, |at| at.column)))
+            .collect::<Vec<_>>(),
         [("control-character", 2, 17), ("empty-identifier", 2, 26)]
     );
     let rendered = diagnostics.render("config.json");
@@ -974,7 +1005,7 @@ fn valid_documents_have_no_diagnostics() {
     ];
     for text in &documents {
         for globs in [false, true] {
-            let checked = check(text.as_bytes(), &ResolverOptions { globs, ..ResolverOptions::default() });
+            let checked = check(text.as_bytes(), &ResolverOptions::new().with_globs(globs));
             assert!(checked.diagnostics.is_empty(), "{text}: {:#?}", checked.diagnostics);
             let config = checked.config.unwrap_or_else(|| panic!("{text}: no configuration"));
             assert_eq!(config.mappings().len(), 2);

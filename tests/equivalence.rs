@@ -355,7 +355,7 @@ impl RequestSpec {
 /// The options of one mode; the fallback role is set so that fallbacks are compared by role too.
 fn options(prefix_match: PrefixMatch, globs: bool) -> ResolverOptions {
     let fallback_role = RoleArn::parse("arn:aws:iam::123456789012:role/instance-profile").ok();
-    ResolverOptions { prefix_match, globs, fallback_role }
+    ResolverOptions::new().with_prefix_match(prefix_match).with_globs(globs).with_fallback_role(fallback_role)
 }
 
 /// Checks the explanation's verdicts against its resolution.
@@ -427,9 +427,21 @@ fn check_equivalence(
         prop_assert_eq!(resolver.resolve(&request), expected, "Resolver::resolve{}", context());
         let principal = resolver.prepare(request.user, &text.groups);
         prop_assert_eq!(principal.resolve(path.as_ref()), expected, "PreparedPrincipal::resolve{}", context());
+        // Explanations come from a scan of their own: checked against the compiled resolver itself.
+        let compiled = resolver.resolve(&request);
         let explanation = resolver.explain(&request);
-        prop_assert_eq!(explanation.resolution, expected, "Resolver::explain{}", context());
+        prop_assert_eq!(
+            explanation.resolution,
+            compiled,
+            "explain's decisive mapping is the compiled one{}",
+            context()
+        );
         check_explanation(&explanation, config.mappings().len())?;
+        let matches = resolver.explain_matches(&request);
+        prop_assert_eq!(matches.resolution, compiled, "explain_matches{}", context());
+        let matched: Vec<_> =
+            explanation.mappings.iter().filter(|m| !matches!(m.verdict, Verdict::NoMatch { .. })).collect();
+        prop_assert_eq!(matches.mappings.iter().collect::<Vec<_>>(), matched, "explain_matches{}", context());
     }
     Ok(())
 }

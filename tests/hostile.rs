@@ -7,7 +7,6 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use emrfs_rolemap::config::MAX_DOCUMENT_BYTES;
 use emrfs_rolemap::{
     Request, ResolverBuilder, ResolverOptions, S3Path, S3PathError, SecurityConfiguration, Severity, check,
 };
@@ -63,8 +62,15 @@ fn errors_of(bytes: &[u8]) -> Vec<(String, String, u32, u32)> {
     check(bytes, &ResolverOptions::default())
         .diagnostics
         .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .map(|d| (d.code.as_str().to_owned(), d.pointer.clone(), d.line, d.column))
+        .filter(|d| d.severity() == Severity::Error)
+        .map(|d| {
+            (
+                d.code().as_str().to_owned(),
+                d.pointer().to_owned(),
+                d.location().map_or(0, |at| at.line),
+                d.location().map_or(0, |at| at.column),
+            )
+        })
         .collect()
 }
 
@@ -188,7 +194,7 @@ fn a_100_megabyte_file_is_refused_without_being_read_whole() {
     text.push_str(&"x".repeat(100 * 1024 * 1024));
     text.push_str("\"}");
     std::fs::write(&big, &text).expect("writable");
-    assert!(text.len() > MAX_DOCUMENT_BYTES);
+    assert!(text.len() > SecurityConfiguration::MAX_BYTES);
     assert_eq!(errors_of(text.as_bytes()), vec![("document-too-large".to_owned(), String::new(), 1, 1)]);
     let out = binary(&["check", "--config", big.to_str().expect("utf-8"), "--format", "json"]);
     assert_eq!(assert_clean_exit(&out, "check 100 MB"), 1);
@@ -309,7 +315,7 @@ fn terminal_escapes_in_input_are_shown_escaped_in_every_message() {
     ]));
     // The library: the rendered diagnostics, the error's one-line form, and every error type it quotes.
     let diagnostics = SecurityConfiguration::from_json(&text).expect_err("invalid");
-    let codes: Vec<&str> = diagnostics.iter().map(|d| d.code.as_str()).collect();
+    let codes: Vec<&str> = diagnostics.iter().map(|d| d.code().as_str()).collect();
     assert_eq!(
         codes,
         [
@@ -508,7 +514,7 @@ fn every_code_that_quotes_input_shows_it_escaped() {
     for code in all {
         let Some((text, globs, shown)) = quoting(code) else { continue };
         quoted_codes += 1;
-        let checked = check(text.as_bytes(), &ResolverOptions { globs, ..ResolverOptions::default() });
+        let checked = check(text.as_bytes(), &ResolverOptions::new().with_globs(globs));
         let rendered = checked.diagnostics.render("config.json");
         let header = format!("[{code}]: ");
         let block = rendered

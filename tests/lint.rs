@@ -14,9 +14,9 @@ fn lints(text: &str, options: &ResolverOptions) -> Vec<Diagnostic> {
     assert!(checked.config.is_some(), "the document is valid: {}", checked.diagnostics);
     let all: Vec<Diagnostic> = checked.diagnostics.iter().cloned().collect();
     for d in &all {
-        assert_ne!(d.severity, Severity::Error, "{d:#?}");
-        assert!(!d.message.ends_with('.') && !d.message.starts_with(|c: char| c.is_ascii_uppercase()), "{d:#?}");
-        assert!(!d.help.trim().is_empty(), "no help: {d:#?}");
+        assert_ne!(d.severity(), Severity::Error, "{d:#?}");
+        assert!(!d.message().ends_with('.') && !d.message().starts_with(|c: char| c.is_ascii_uppercase()), "{d:#?}");
+        assert!(!d.help().trim().is_empty(), "no help: {d:#?}");
     }
     all
 }
@@ -27,16 +27,26 @@ fn default_lints(text: &str) -> Vec<Diagnostic> {
 
 /// `(code, severity, pointer, line, column)` of each diagnostic.
 fn places(all: &[Diagnostic]) -> Vec<(Code, Severity, &str, u32, u32)> {
-    all.iter().map(|d| (d.code, d.severity, d.pointer.as_str(), d.line, d.column)).collect()
+    all.iter()
+        .map(|d| {
+            (
+                d.code(),
+                d.severity(),
+                d.pointer(),
+                d.location().map_or(0, |at| at.line),
+                d.location().map_or(0, |at| at.column),
+            )
+        })
+        .collect()
 }
 
 #[track_caller]
 fn says(d: &Diagnostic, message: &[&str], help: &[&str]) {
     for fragment in message {
-        assert!(d.message.contains(fragment), "message {:?} lacks {fragment:?}", d.message);
+        assert!(d.message().contains(fragment), "message {:?} lacks {fragment:?}", d.message());
     }
     for fragment in help {
-        assert!(d.help.contains(fragment), "help {:?} lacks {fragment:?}", d.help);
+        assert!(d.help().contains(fragment), "help {:?} lacks {fragment:?}", d.help());
     }
 }
 
@@ -137,8 +147,8 @@ fn segment_mode_respects_the_key_boundary() {
 {"Role": "arn:aws:iam::123456789012:role/b", "IdentifierType": "Prefix", "Identifiers": ["s3://lake/abcd", "s3://lake/abc/d"]}
 ]}"#;
     let codes = |prefix_match| {
-        let options = ResolverOptions { prefix_match, ..ResolverOptions::default() };
-        lints(text, &options).iter().map(|d| (d.code, d.pointer.clone())).collect::<Vec<_>>()
+        let options = ResolverOptions::new().with_prefix_match(prefix_match);
+        lints(text, &options).iter().map(|d| (d.code(), d.pointer().to_owned())).collect::<Vec<_>>()
     };
     let shadowed = |p: usize| (Code::ShadowedIdentifier, format!("/RoleMappings/1/Identifiers/{p}"));
     assert_eq!(codes(PrefixMatch::Segment), [shadowed(1)], "`abc` covers `abc/d` but not `abcd`");
@@ -157,9 +167,12 @@ fn globs_shadow_only_what_they_provably_cover() {
 {"Role": "arn:aws:iam::123456789012:role/c", "IdentifierType": "Prefix", "Identifiers": ["s3://lake/"]},
 {"Role": "arn:aws:iam::123456789012:role/d", "IdentifierType": "Prefix", "Identifiers": ["s3://lake/*", "s3://la*/", "s3://lake/tmp/"]}
 ]}"#;
-    let globs = ResolverOptions { globs: true, ..ResolverOptions::default() };
-    let shadowed: Vec<String> =
-        lints(text, &globs).iter().filter(|d| d.code == Code::ShadowedIdentifier).map(|d| d.pointer.clone()).collect();
+    let globs = ResolverOptions::new().with_globs(true);
+    let shadowed: Vec<String> = lints(text, &globs)
+        .iter()
+        .filter(|d| d.code() == Code::ShadowedIdentifier)
+        .map(|d| d.pointer().to_owned())
+        .collect();
     assert_eq!(
         shadowed,
         [
@@ -172,10 +185,10 @@ fn globs_shadow_only_what_they_provably_cover() {
         "`s3://la*/` is not claimed: it matches buckets other than `lake`"
     );
     let without = lints(text, &ResolverOptions::default());
-    let literal_glob = without.iter().filter(|d| d.code == Code::LiteralGlobCharacters).count();
+    let literal_glob = without.iter().filter(|d| d.code() == Code::LiteralGlobCharacters).count();
     assert_eq!(literal_glob, 6, "with globs off, each of the six globs is reported as literal");
     let shadowed_without: Vec<&str> =
-        without.iter().filter(|d| d.code == Code::ShadowedIdentifier).map(|d| d.pointer.as_str()).collect();
+        without.iter().filter(|d| d.code() == Code::ShadowedIdentifier).map(|d| d.pointer()).collect();
     assert_eq!(
         shadowed_without,
         ["/RoleMappings/3/Identifiers/0", "/RoleMappings/3/Identifiers/2"],
@@ -218,10 +231,10 @@ fn lints_of_the_describe_output_point_inside_the_embedded_document() {
     let text = serde_json::json!({"Name": "n", "SecurityConfiguration": inner}).to_string();
     let all = default_lints(&text);
     assert_eq!(all.len(), 1, "{all:#?}");
-    assert_eq!(all[0].embedded_in.as_deref(), Some("/SecurityConfiguration"));
+    assert_eq!(all[0].embedded_in(), Some("/SecurityConfiguration"));
     let (line, column) = position(inner, "\"g\"", 1);
     assert_eq!(
-        (all[0].pointer.as_str(), all[0].line, all[0].column),
+        (all[0].pointer(), all[0].location().map_or(0, |at| at.line), all[0].location().map_or(0, |at| at.column)),
         ("/AuthorizationConfiguration/EmrFsConfiguration/RoleMappings/0/Identifiers/1", line, column)
     );
 }
@@ -235,7 +248,7 @@ fn documents_with_errors_get_no_lints() {
 ]}"#,
         &ResolverOptions::default(),
     );
-    let codes: Vec<Code> = checked.diagnostics.iter().map(|d| d.code).collect();
+    let codes: Vec<Code> = checked.diagnostics.iter().map(|d| d.code()).collect();
     assert_eq!(codes, [Code::InvalidRoleArn]);
 }
 

@@ -235,8 +235,8 @@ fn reported(json: &str, options: &ResolverOptions) -> Result<(SecurityConfigurat
     };
     let mut out = Reported::default();
     for d in checked.diagnostics.iter() {
-        let at = parse_pointer(&d.pointer);
-        match (d.code, at) {
+        let at = parse_pointer(d.pointer());
+        match (d.code(), at) {
             (Code::ShadowedIdentifier, (i, Some(p))) => out.shadowed.insert((i, p)),
             (Code::DuplicateIdentifier, (i, Some(p))) => out.duplicate.insert((i, p)),
             (Code::RedundantIdentifier, (i, Some(p))) => out.redundant.insert((i, p)),
@@ -252,11 +252,11 @@ fn reported(json: &str, options: &ResolverOptions) -> Result<(SecurityConfigurat
 // The properties
 
 fn options(prefix_match: PrefixMatch, globs: bool) -> ResolverOptions {
-    ResolverOptions { prefix_match, globs, fallback_role: None }
+    ResolverOptions::new().with_prefix_match(prefix_match).with_globs(globs)
 }
 
 fn is_glob(text: &str, options: &ResolverOptions) -> bool {
-    options.globs && text.contains(['*', '?', '[', '{'])
+    options.globs() && text.contains(['*', '?', '[', '{'])
 }
 
 /// A resolver for one identifier alone: it decides a request exactly when the identifier matches it.

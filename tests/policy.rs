@@ -6,7 +6,7 @@ mod support;
 
 use std::process::Output;
 
-use emrfs_rolemap::policy::{self, ClusterRoles, PolicyDocument, PolicyError};
+use emrfs_rolemap::policy::{ClusterRoles, PolicyDocument, PolicyError};
 use emrfs_rolemap::{RoleArn, SecurityConfiguration};
 use serde_json::{Value, json};
 use support::cli::run;
@@ -78,7 +78,7 @@ fn trust_policies_let_the_instance_profile_role_assume_each_distinct_role() {
     for config in [config(MULTI), repeated_role()] {
         for source_identity in [false, true] {
             let policies =
-                policy::trust_policies(&config, &instance_profile_role, source_identity).expect("same partition");
+                PolicyDocument::trust(&config, &instance_profile_role, source_identity).expect("same partition");
             let roles: Vec<String> = policies.iter().map(|(role, _)| role.to_string()).collect();
             assert_eq!(roles, distinct_roles(&config), "one document per distinct role, sorted");
             let actions = if source_identity {
@@ -101,7 +101,7 @@ fn trust_policies_let_the_instance_profile_role_assume_each_distinct_role() {
 #[test]
 fn trust_across_partitions_is_refused() {
     let china = RoleArn::parse("arn:aws-cn:iam::111122223333:role/EMR_EC2_DefaultRole").expect("valid");
-    let error = policy::trust_policies(&repeated_role(), &china, false).expect_err("partitions differ");
+    let error = PolicyDocument::trust(&repeated_role(), &china, false).expect_err("partitions differ");
     assert!(matches!(error, PolicyError::PartitionMismatch { .. }));
     assert!(error.to_string().contains("cannot cross partitions"), "{error}");
 }
@@ -110,7 +110,7 @@ fn trust_across_partitions_is_refused() {
 fn the_assume_policy_names_exactly_the_distinct_mapped_roles() {
     for config in [config(MULTI), config("examples/configs/aws-docs-example.json"), repeated_role()] {
         for source_identity in [false, true] {
-            let statements = statements(&parsed(&policy::assume_policy(&config, source_identity)));
+            let statements = statements(&parsed(&PolicyDocument::assume(&config, source_identity)));
             let actions = if source_identity {
                 json!(["sts:AssumeRole", "sts:SetSourceIdentity"])
             } else {
@@ -132,7 +132,7 @@ fn pass_role_statement(sid: &str, resource: &str, service: &str) -> Value {
 
 #[test]
 fn the_pass_role_policy_passes_each_cluster_role_to_its_service_only() {
-    let defaults = statements(&parsed(&policy::pass_role_policy(&ClusterRoles::default()).expect("valid")));
+    let defaults = statements(&parsed(&PolicyDocument::pass_role(&ClusterRoles::default()).expect("valid")));
     assert_eq!(
         defaults,
         [
@@ -159,7 +159,7 @@ fn the_pass_role_policy_passes_each_cluster_role_to_its_service_only() {
         autoscaling_role: "scaling".into(),
         account: Some("000011112222".into()),
     };
-    let resources: Vec<Value> = statements(&parsed(&policy::pass_role_policy(&custom).expect("valid")))
+    let resources: Vec<Value> = statements(&parsed(&PolicyDocument::pass_role(&custom).expect("valid")))
         .iter()
         .map(|s| s["Resource"].clone())
         .collect();
@@ -255,7 +255,7 @@ fn check_compares_the_instance_profile_with_its_role() {
             "json",
         ]);
         let diagnostics: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-        let codes: Vec<(String, String, u64)> = diagnostics
+        let codes: Vec<(String, String, Option<u64>)> = diagnostics
             .as_array()
             .expect("an array")
             .iter()
@@ -263,13 +263,14 @@ fn check_compares_the_instance_profile_with_its_role() {
                 (
                     d["code"].as_str().unwrap_or("").to_owned(),
                     d["severity"].as_str().unwrap_or("").to_owned(),
-                    d["line"].as_u64().unwrap_or(99),
+                    d["line"].as_u64(),
                 )
             })
             .collect();
         (out.status.code(), codes)
     };
-    let mismatch = ("instance-profile-mismatch".to_owned(), "error".to_owned(), 0);
+    // About no place in the document: `line` is null.
+    let mismatch = ("instance-profile-mismatch".to_owned(), "error".to_owned(), None);
     assert_eq!(status_and_codes("arn:aws:iam::123456789012:role/EMR_EC2_Custom"), (Some(0), vec![]));
     assert_eq!(status_and_codes("arn:aws:iam::123456789012:role/EMR_EC2_Other"), (Some(1), vec![mismatch.clone()]));
     assert_eq!(

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_sts::config::{BehaviorVersion, Region};
-use emrfs_rolemap::credentials::sts::{BaseCredentials, StsSource, StsSourceConfig};
 use emrfs_rolemap::credentials::{
-    AssumeRoleSettings, Broker, CacheConfig, CredentialCache, Credentials, ErrorKind, ManualClock,
+    AssumeRoleSettings, Broker, CacheConfig, CredentialCache, Credentials, StsSource, StsSourceConfig,
 };
 use emrfs_rolemap::{Decision, Resolver, ResolverBuilder, S3Path, SecurityConfiguration};
+use support::clock::ManualClock;
 use support::moto::{self, ACCOUNT, BASE_ACCESS_KEY_ID, BASE_SECRET_ACCESS_KEY, Moto, REGION};
 
 const CONFIG: &str = r#"{"RoleMappings": [
@@ -28,17 +28,11 @@ fn resolver() -> Resolver {
 /// The source configuration of every test: explicit region, endpoint and static base credentials,
 /// tiny retry backoff.
 fn sts_config(endpoint: &str) -> StsSourceConfig {
-    StsSourceConfig {
-        endpoint_url: Some(endpoint.to_owned()),
-        base_credentials: BaseCredentials::Static(Credentials::new(
-            BASE_ACCESS_KEY_ID,
-            BASE_SECRET_ACCESS_KEY,
-            None,
-            None,
-        )),
-        initial_backoff: Duration::from_millis(10),
-        ..StsSourceConfig::new(REGION)
-    }
+    let base = Credentials::new(BASE_ACCESS_KEY_ID, BASE_SECRET_ACCESS_KEY, None, None);
+    let mut config = StsSourceConfig::new(REGION).with_credentials(base);
+    config.endpoint_url = Some(endpoint.to_owned());
+    config.initial_backoff = Duration::from_millis(10);
+    config
 }
 
 async fn broker(config: StsSourceConfig, settings: AssumeRoleSettings) -> Broker<StsSource> {
@@ -50,8 +44,8 @@ async fn broker(config: StsSourceConfig, settings: AssumeRoleSettings) -> Broker
 async fn caller_arn(moto: &Moto, credentials: &Credentials) -> String {
     let signing = aws_sdk_sts::config::Credentials::new(
         credentials.access_key_id(),
-        credentials.secret_access_key().expose(),
-        credentials.session_token().map(|t| t.expose().to_owned()),
+        credentials.secret_access_key(),
+        credentials.session_token().map(str::to_owned),
         None,
         "test",
     );
@@ -75,7 +69,8 @@ fn seconds_from_now(time: SystemTime) -> i64 {
 #[tokio::test]
 async fn assume_role_yields_credentials_whose_identity_is_the_role_session_from_the_template() {
     let moto = Moto::start();
-    let settings = AssumeRoleSettings { duration_seconds: 900, ..AssumeRoleSettings::default() };
+    let mut settings = AssumeRoleSettings::default();
+    settings.duration_seconds = 900;
     let broker = broker(sts_config(&moto.endpoint()), settings).await;
     let resolver = resolver();
     let path = S3Path::parse("s3://lake/sales/part-0").unwrap();
@@ -86,7 +81,7 @@ async fn assume_role_yields_credentials_whose_identity_is_the_role_session_from_
         assert_eq!(access.resolution.mapping_index(), Some(0));
         let credentials = &access.credentials;
         assert!(credentials.access_key_id().starts_with("ASIA"), "{credentials:?}");
-        assert!(credentials.session_token().is_some_and(|t| !t.expose().is_empty()));
+        assert!(credentials.session_token().is_some_and(|t| !t.is_empty()));
         let expires_in = seconds_from_now(credentials.expiration().unwrap());
         assert!((800..=1000).contains(&expires_in), "DurationSeconds 900 gives {expires_in} s");
         let arn = caller_arn(&moto, credentials).await;
@@ -108,7 +103,7 @@ async fn a_fallback_gets_the_configured_base_credentials_without_assume_role() {
     let access = broker.access(&principal, Some(&S3Path::parse("s3://other/x").unwrap())).await.unwrap();
     assert_eq!(access.resolution.decision(), Decision::Fallback);
     assert_eq!(access.credentials.access_key_id(), BASE_ACCESS_KEY_ID);
-    assert_eq!(access.credentials.secret_access_key().expose(), BASE_SECRET_ACCESS_KEY);
+    assert_eq!(access.credentials.secret_access_key(), BASE_SECRET_ACCESS_KEY);
     assert_eq!((access.credentials.session_token(), access.credentials.expiration()), (None, None));
     assert!(moto.assumed_roles().is_empty(), "a fallback never calls AssumeRole");
     assert_eq!(caller_arn(&moto, &access.credentials).await, format!("arn:aws:sts::{ACCOUNT}:user/moto"));
@@ -143,7 +138,7 @@ async fn a_stopped_sts_gives_a_connection_error_naming_endpoint_and_role_within_
     let started = Instant::now();
     let error = broker.access(&principal, None).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
-    assert_eq!(error.kind(), ErrorKind::Connection, "{error}");
+    assert_eq!(error.source_error().kind(), "connection", "{error}");
     let message = error.to_string();
     assert!(message.contains(&format!("STS at `{endpoint}`")) && message.contains(ANALYSTS), "{message}");
     assert!(!message.contains(BASE_SECRET_ACCESS_KEY), "{message}");
@@ -156,18 +151,16 @@ async fn a_silent_sts_gives_a_timeout_within_the_configured_bound() {
     // Connections are accepted by the kernel's backlog, and nothing ever answers.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", silent.local_addr().unwrap());
-    let config = StsSourceConfig {
-        attempt_timeout: Duration::from_millis(300),
-        operation_timeout: Duration::from_secs(1),
-        ..sts_config(&endpoint)
-    };
+    let mut config = sts_config(&endpoint);
+    config.attempt_timeout = Duration::from_millis(300);
+    config.operation_timeout = Duration::from_secs(1);
     let broker = broker(config, AssumeRoleSettings::default()).await;
     let principal = resolver().prepare(Some("alice"), &[] as &[&str]);
     let started = Instant::now();
     let error = broker.access(&principal, None).await.unwrap_err();
     let elapsed = started.elapsed();
     assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(4), "took {elapsed:?}");
-    assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
+    assert_eq!(error.source_error().kind(), "timeout", "{error}");
     assert!(error.to_string().contains(&endpoint) && error.to_string().contains(ANALYSTS), "{error}");
 }
 
@@ -177,7 +170,8 @@ async fn stale_credentials_are_served_when_sts_fails_in_the_refresh_window() {
     let clock = Arc::new(ManualClock::new(SystemTime::now()));
     let source = StsSource::new(sts_config(&moto.endpoint())).await.unwrap();
     let cache = CredentialCache::with_clock(source, CacheConfig::default(), clock.clone());
-    let settings = AssumeRoleSettings { duration_seconds: 900, ..AssumeRoleSettings::default() };
+    let mut settings = AssumeRoleSettings::default();
+    settings.duration_seconds = 900;
     let broker = Broker::new(cache, settings).unwrap();
     let principal = resolver().prepare(Some("alice"), &[] as &[&str]);
 
@@ -203,18 +197,16 @@ async fn stale_credentials_are_served_when_sts_fails_in_the_refresh_window() {
     // 30 seconds left: too close to expiry to serve; the clear error comes through.
     clock.set(expiration - Duration::from_secs(30));
     let error = broker.access(&principal, None).await.unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::Connection, "{error}");
+    assert_eq!(error.source_error().kind(), "connection", "{error}");
     assert!(error.to_string().contains(&moto.endpoint()), "{error}");
 }
 
 #[tokio::test]
 async fn external_id_reaches_sts_and_source_identity_is_accepted() {
     let moto = Moto::start();
-    let settings = AssumeRoleSettings {
-        external_id: Some("emrfs-ext-123".to_owned()),
-        source_identity: true,
-        ..AssumeRoleSettings::default()
-    };
+    let mut settings = AssumeRoleSettings::default();
+    settings.external_id = Some("emrfs-ext-123".to_owned());
+    settings.source_identity = true;
     let broker = broker(sts_config(&moto.endpoint()), settings).await;
     let principal = resolver().prepare(Some("alice"), &[] as &[&str]);
     let access = broker.access(&principal, None).await.unwrap();

@@ -8,13 +8,14 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {
     for globs in [false, true] {
-        let options = ResolverOptions { globs, ..ResolverOptions::default() };
+        let options = ResolverOptions::new().with_globs(globs);
         let checked = check(bytes, &options);
-        let errors = checked.diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+        let errors = checked.diagnostics.iter().filter(|d| d.severity() == Severity::Error).count();
         assert_eq!(checked.config.is_some(), errors == 0);
         for d in checked.diagnostics.iter() {
-            assert!(d.line >= 1 && d.column >= 1);
-            assert!(!d.message.is_empty() && !d.help.is_empty());
+            let at = d.location().expect("every diagnostic of a document has a place in it");
+            assert!(at.line >= 1 && at.column >= 1);
+            assert!(!d.message().is_empty() && !d.help().is_empty());
         }
         let _ = checked.diagnostics.render("fuzz.json");
         if let Some(config) = checked.config {

@@ -65,7 +65,7 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     for prefix_match in [PrefixMatch::String, PrefixMatch::Segment] {
         for globs in [false, true] {
-            let options = ResolverOptions { prefix_match, globs, fallback_role: None };
+            let options = ResolverOptions::new().with_prefix_match(prefix_match).with_globs(globs);
             let (Ok(compiled), Ok(reference)) =
                 (ResolverBuilder::with_options(options.clone()).build(&config), ReferenceResolver::new(&config, &options))
             else {

@@ -7,83 +7,18 @@
 //! consulted when they could still beat the best rank found. A [`PreparedPrincipal`] holds the best
 //! rank of a user and groups, computed once, so the per-request work is one trie walk.
 
-pub(crate) mod glob;
-pub(crate) mod trie;
-
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use globset::{Candidate, GlobMatcher, GlobSet, GlobSetBuilder};
+use globset::{Candidate, GlobSet, GlobSetBuilder};
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
-use std::hash::BuildHasher;
 
-use crate::config::{IdentifierType, RoleArn, SecurityConfiguration};
-use crate::diagnostics::Escaped;
-use crate::reference::ReferenceResolver;
-use crate::resolve::{Explanation, MappingMatch, Request, Resolution};
+use crate::config::{BuildError, IdentifierType, ResolverOptions, RoleArn, SecurityConfiguration};
+use crate::matching::{CompiledGlob, PrefixMatch, with_bucket_slash_key};
+use crate::resolve::{MappingMatch, Request, Resolution};
 use crate::s3path::S3Path;
-use trie::{NO_RANK, PathTrie};
-
-/// How a literal `Prefix` identifier matches a key (SEMANTICS §3).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum PrefixMatch {
-    /// Plain string prefix, as EMRFS does: `s3://b/abc` matches `s3://b/abcdef`.
-    #[default]
-    String,
-    /// Whole key segments only: `s3://b/abc` matches `abc` and `abc/...`, not `abcdef`.
-    Segment,
-}
-
-/// Options shared by the compiled and the reference resolver.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ResolverOptions {
-    /// String-prefix (default) or segment matching of `Prefix` identifiers.
-    pub prefix_match: PrefixMatch,
-    /// Whether identifiers holding `*`, `?`, `[` or `{` are globs (SEMANTICS §4); off by default.
-    pub globs: bool,
-    /// The instance-profile role to report on a fallback, for display only.
-    pub fallback_role: Option<RoleArn>,
-}
-
-/// Why a configuration could not be compiled; the message shows the text it quotes through [`Escaped`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BuildError {
-    /// Globs are enabled and an identifier is not a valid glob.
-    #[error("identifier `{}` at `{}` ({line}:{column}) is not a valid glob: {}", Escaped(.identifier), Escaped(.pointer), Escaped(.message))]
-    InvalidGlob {
-        /// The identifier as written.
-        identifier: String,
-        /// Its JSON pointer.
-        pointer: String,
-        /// Its line.
-        line: u32,
-        /// Its column.
-        column: u32,
-        /// What `globset` said.
-        message: String,
-    },
-    /// The glob identifiers compile one by one but not together (the combined matcher is too large).
-    #[error("the glob identifiers are too large to compile together: {}", Escaped(.0))]
-    GlobSetTooLarge(String),
-}
-
-impl BuildError {
-    pub(crate) fn invalid_glob(
-        config: &SecurityConfiguration,
-        index: usize,
-        position: usize,
-        error: globset::Error,
-    ) -> Self {
-        let identifier = &config.mappings()[index].identifiers()[position];
-        BuildError::InvalidGlob {
-            identifier: identifier.as_str().to_owned(),
-            pointer: config.identifier_pointer(index, position),
-            line: identifier.location().line,
-            column: identifier.location().column,
-            message: error.kind().to_string(),
-        }
-    }
-}
+use crate::trie::{NO_RANK, PathTrie};
 
 /// Configures and builds a [`Resolver`].
 ///
@@ -115,19 +50,19 @@ impl ResolverBuilder {
 
     /// Sets how `Prefix` identifiers match keys.
     pub fn prefix_match(mut self, mode: PrefixMatch) -> Self {
-        self.options.prefix_match = mode;
+        self.options = self.options.with_prefix_match(mode);
         self
     }
 
     /// Enables or disables glob identifiers.
     pub fn globs(mut self, enabled: bool) -> Self {
-        self.options.globs = enabled;
+        self.options = self.options.with_globs(enabled);
         self
     }
 
     /// Sets the instance-profile role that fallback resolutions report.
     pub fn fallback_role(mut self, role: RoleArn) -> Self {
-        self.options.fallback_role = Some(role);
+        self.options = self.options.with_fallback_role(Some(role));
         self
     }
 
@@ -136,56 +71,60 @@ impl ResolverBuilder {
         &self.options
     }
 
-    /// Compiles `config`. Fails only when globs are enabled and an identifier is not a valid glob.
+    /// Compiles `config`. With globs on, the globs compiled when the configuration was validated with
+    /// these options serve; fails only when globs are on and an identifier is not a valid glob (it was
+    /// validated with globs off), or the globs are too many to compile together.
     pub fn build(&self, config: &SecurityConfiguration) -> Result<Resolver, BuildError> {
-        let reference = ReferenceResolver::new(config, &self.options)?;
         let mut ranks = Vec::with_capacity(config.identifier_count());
+        let mut first_ranks = Vec::with_capacity(config.mappings().len());
         let mut users = NameIndex::default();
         let mut groups = NameIndex::default();
         let mut prefixes: Vec<(String, u32)> = Vec::new();
-        let mut user_globs = GlobIndexBuilder::default();
-        let mut group_globs = GlobIndexBuilder::default();
-        let mut prefix_globs = GlobIndexBuilder::default();
         for (index, mapping) in config.mappings().iter().enumerate() {
-            for (position, identifier) in mapping.identifiers().iter().enumerate() {
-                let rank = to_rank(ranks.len());
+            first_ranks.push(ranks.len());
+            for position in 0..mapping.identifiers().len() {
                 ranks.push(IdentifierRef { mapping: to_rank(index), position: to_rank(position) });
-                let text = identifier.as_str();
-                let kind = mapping.identifier_type();
-                if self.options.globs && glob::is_glob(text) {
-                    let globs = glob::compile(text, kind, self.options.prefix_match)
-                        .map_err(|e| BuildError::invalid_glob(config, index, position, e))?;
-                    let target = match kind {
-                        IdentifierType::User => &mut user_globs,
-                        IdentifierType::Group => &mut group_globs,
-                        IdentifierType::Prefix => &mut prefix_globs,
-                    };
-                    target.add(globs, rank);
-                    continue;
-                }
-                match kind {
-                    IdentifierType::User => users.insert_first(text, rank, |r| text_of(config, &ranks, r)),
-                    IdentifierType::Group => groups.insert_first(text, rank, |r| text_of(config, &ranks, r)),
-                    IdentifierType::Prefix => {
-                        if let Some(path) = identifier.s3_path() {
-                            let string = glob::with_bucket_slash_key(&path, str::to_owned);
-                            prefixes.push((string, rank));
-                        }
+            }
+        }
+        // The glob identifiers, in rank order.
+        let mut globs = Vec::new();
+        config.for_each_glob(&self.options, |index, position, glob| {
+            globs.push((to_rank(first_ranks[index] + position), glob));
+        })?;
+        let mut glob_sets = [GlobIndexBuilder::default(), GlobIndexBuilder::default(), GlobIndexBuilder::default()];
+        let mut next_glob = globs.iter().peekable();
+        for (rank, &IdentifierRef { mapping, position }) in ranks.iter().enumerate() {
+            let mapping = &config.mappings()[mapping as usize];
+            let identifier = &mapping.identifiers()[position as usize];
+            let (rank, text) = (to_rank(rank), identifier.as_str());
+            if let Some((_, glob)) = next_glob.next_if(|(glob_rank, _)| *glob_rank == rank) {
+                glob_sets[mapping.identifier_type() as usize].add(glob, rank);
+                continue;
+            }
+            match mapping.identifier_type() {
+                IdentifierType::User => users.insert_first(text, rank, |r| text_of(config, &ranks, r)),
+                IdentifierType::Group => groups.insert_first(text, rank, |r| text_of(config, &ranks, r)),
+                IdentifierType::Prefix => {
+                    if let Some(path) = identifier.s3_path() {
+                        prefixes.push((with_bucket_slash_key(&path, str::to_owned), rank));
                     }
                 }
             }
         }
         let prefixes = PathTrie::build(prefixes.iter().map(|(s, r)| (s.as_bytes(), *r)));
+        let [user_globs, group_globs, prefix_globs] = glob_sets.map(GlobIndexBuilder::build);
         Ok(Resolver {
             inner: Arc::new(Compiled {
-                reference,
+                config: config.clone(),
+                options: self.options.clone(),
                 ranks,
                 users,
                 groups,
                 prefixes,
-                user_globs: user_globs.build()?,
-                group_globs: group_globs.build()?,
-                prefix_globs: prefix_globs.build()?,
+                user_globs: user_globs?,
+                group_globs: group_globs?,
+                prefix_globs: prefix_globs?,
+                globs,
             }),
         })
     }
@@ -244,7 +183,7 @@ struct IdentifierRef {
 
 struct GlobIndexBuilder {
     set: GlobSetBuilder,
-    matchers: Vec<(GlobMatcher, u32)>,
+    matchers: Vec<(Arc<CompiledGlob>, u32)>,
 }
 
 impl Default for GlobIndexBuilder {
@@ -254,28 +193,28 @@ impl Default for GlobIndexBuilder {
 }
 
 impl GlobIndexBuilder {
-    fn add(&mut self, globs: Vec<globset::Glob>, rank: u32) {
-        for g in globs {
-            self.matchers.push((g.compile_matcher(), rank));
-            self.set.add(g);
+    fn add(&mut self, glob: &Arc<CompiledGlob>, rank: u32) {
+        for g in glob.globs() {
+            self.set.add(g.clone());
         }
+        self.matchers.push((glob.clone(), rank));
     }
 
     fn build(self) -> Result<Option<GlobIndex>, BuildError> {
         if self.matchers.is_empty() {
             return Ok(None);
         }
-        let set = self.set.build().map_err(|e| BuildError::GlobSetTooLarge(e.to_string()))?;
+        let set = self.set.build().map_err(|e| BuildError::glob_set_too_large(e.to_string()))?;
         let min_rank = self.matchers.iter().map(|(_, r)| *r).min().unwrap_or(NO_RANK);
         Ok(Some(GlobIndex { set, matchers: self.matchers, min_rank }))
     }
 }
 
-/// Globs of one identifier type: a set to reject quickly, and the matchers in rank order.
+/// Globs of one identifier type: a set to reject quickly, and the compiled globs in rank order.
 #[derive(Debug, Clone)]
 struct GlobIndex {
     set: GlobSet,
-    matchers: Vec<(GlobMatcher, u32)>,
+    matchers: Vec<(Arc<CompiledGlob>, u32)>,
     min_rank: u32,
 }
 
@@ -292,7 +231,7 @@ impl GlobIndex {
         self.matchers
             .iter()
             .take_while(|(_, rank)| *rank < best)
-            .find(|(m, _)| m.is_match_candidate(&candidate))
+            .find(|(glob, _)| glob.is_match(&candidate))
             .map_or(best, |(_, rank)| *rank)
     }
 }
@@ -304,7 +243,8 @@ fn glob_rank(index: &Option<GlobIndex>, candidate: &str, best: u32) -> u32 {
 /// The compiled tables; shared behind an `Arc` by every clone of a [`Resolver`].
 #[derive(Debug)]
 struct Compiled {
-    reference: ReferenceResolver,
+    config: SecurityConfiguration,
+    options: ResolverOptions,
     ranks: Vec<IdentifierRef>,
     users: NameIndex,
     groups: NameIndex,
@@ -312,12 +252,15 @@ struct Compiled {
     user_globs: Option<GlobIndex>,
     group_globs: Option<GlobIndex>,
     prefix_globs: Option<GlobIndex>,
+    /// The glob identifiers' compiled globs, in rank order (for explanations).
+    globs: Vec<(u32, Arc<CompiledGlob>)>,
 }
 
 /// An immutable, compiled set of role mappings. `Send + Sync`; cloning is one reference-count increment.
 ///
-/// Its answers equal those of the [`ReferenceResolver`] for every request (the test suite checks this
-/// on generated configurations), in time that does not grow with the number of mappings.
+/// Its answers equal those of the [`ReferenceResolver`](crate::ReferenceResolver) for every request (the
+/// test suite checks this on generated configurations), in time that does not grow with the number of
+/// mappings.
 #[derive(Debug, Clone)]
 pub struct Resolver {
     inner: Arc<Compiled>,
@@ -338,19 +281,25 @@ impl Resolver {
         PreparedPrincipal { resolver: self.clone(), rank: self.principal_rank(user, groups), user: user.map(Arc::from) }
     }
 
-    /// Every mapping's verdict on the request, and the resolution (computed by the reference scan).
-    pub fn explain(&self, request: &Request<'_>) -> Explanation<'_> {
-        self.inner.reference.explain(request)
-    }
-
     /// The configuration this resolver was built from.
     pub fn config(&self) -> &SecurityConfiguration {
-        self.inner.reference.config()
+        &self.inner.config
     }
 
     /// The options it was built with.
     pub fn options(&self) -> &ResolverOptions {
-        self.inner.reference.options()
+        &self.inner.options
+    }
+
+    /// The compiled glob of identifier `position` of mapping `index`, when it is one (for explanations).
+    pub(crate) fn glob(&self, index: usize, position: usize) -> Option<&CompiledGlob> {
+        let c = &self.inner;
+        if c.globs.is_empty() {
+            return None;
+        }
+        let rank = to_rank(c.ranks.partition_point(|r| (r.mapping as usize) < index) + position);
+        let found = c.globs.binary_search_by_key(&rank, |(r, _)| *r).ok()?;
+        Some(&c.globs[found].1)
     }
 
     /// The heap memory of the compiled tables (the configuration itself excluded), in bytes.
@@ -364,7 +313,7 @@ impl Resolver {
 
     fn principal_rank<G: AsRef<str>>(&self, user: Option<&str>, groups: &[G]) -> u32 {
         let c = &self.inner;
-        let text = |rank| text_of(c.reference.config(), &c.ranks, rank);
+        let text = |rank| text_of(&c.config, &c.ranks, rank);
         let mut best = NO_RANK;
         if let Some(user) = user {
             best = best.min(c.users.rank(user, text));
@@ -381,9 +330,9 @@ impl Resolver {
     fn path_rank(&self, path: Option<&S3Path<'_>>, best: u32) -> u32 {
         let Some(path) = path else { return best };
         let c = &self.inner;
-        let segment = self.options().prefix_match == PrefixMatch::Segment;
+        let segment = self.options().prefix_match() == PrefixMatch::Segment;
         let bucket_len = path.bucket_len();
-        glob::with_bucket_slash_key(path, |s| {
+        with_bucket_slash_key(path, |s| {
             let best = c.prefixes.best_rank(s.as_bytes(), bucket_len, best, segment);
             glob_rank(&c.prefix_globs, s, best)
         })
@@ -392,15 +341,10 @@ impl Resolver {
     fn resolution(&self, rank: u32) -> Resolution<'_> {
         let config = self.config();
         let Some(&IdentifierRef { mapping, position }) = self.inner.ranks.get(rank as usize) else {
-            return Resolution::Fallback { role: self.options().fallback_role.as_ref() };
+            return Resolution::Fallback { role: self.options().fallback_role() };
         };
         let m = &config.mappings()[mapping as usize];
-        Resolution::Mapping(MappingMatch {
-            index: mapping as usize,
-            role: m.role(),
-            identifier_type: m.identifier_type(),
-            identifier: m.identifiers()[position as usize].as_str(),
-        })
+        Resolution::Mapping(MappingMatch::of(mapping as usize, m, m.identifiers()[position as usize].as_str()))
     }
 }
 

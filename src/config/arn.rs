@@ -136,6 +136,7 @@ impl serde::Serialize for RoleArn {
 
 /// Which part of a role ARN is wrong; the message shows the text it quotes through [`Escaped`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RoleArnError {
     /// The text does not start with `arn:`.
     #[error("not an ARN: it must start with `arn:`")]

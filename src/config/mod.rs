@@ -5,25 +5,28 @@
 //! problem at once. [`crate::check`] returns the diagnostics and the configuration together.
 
 pub(crate) mod arn;
+mod build;
 pub(crate) mod json;
+mod options;
 
-use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::diagnostics::{Diagnostics, Location};
+use crate::diagnostics::{Diagnostics, Escaped, Location};
+use crate::matching::{CompiledGlob, PrefixMatch, is_glob};
 use crate::s3path::S3Path;
 
+pub use crate::matching::IdentifierType;
 pub use arn::{RoleArn, RoleArnError};
+pub(crate) use build::build;
+pub use options::ResolverOptions;
 
-/// The largest security configuration accepted, in bytes (64 MiB; EMR itself stores far smaller ones).
-/// It bounds everything else: nesting is limited to 128 levels, S3 keys to 1024 bytes, and the
-/// number of mappings and identifiers by the size.
-pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;
+/// The largest security configuration accepted, in bytes: [`SecurityConfiguration::MAX_BYTES`].
+pub(crate) const MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;
 
-/// Reads a document from `reader`, but never more than one byte past [`MAX_DOCUMENT_BYTES`]: a larger
-/// document is then refused by validation (`document-too-large`) without being read whole.
-pub fn read_document(reader: impl std::io::Read) -> std::io::Result<Vec<u8>> {
+/// [`SecurityConfiguration::read_bytes`].
+pub(crate) fn read_document(reader: impl std::io::Read) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut bytes = Vec::new();
     reader.take(MAX_DOCUMENT_BYTES as u64 + 1).read_to_end(&mut bytes)?;
@@ -41,34 +44,6 @@ pub enum InputForm {
     EmrFsConfiguration,
     /// A bare `{"RoleMappings": [...]}`.
     RoleMappings,
-}
-
-/// The kind of identifiers a role mapping lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
-pub enum IdentifierType {
-    /// Hadoop user names, matched exactly against the request's user.
-    User,
-    /// Hadoop group names, matched exactly against each of the request's groups.
-    Group,
-    /// S3 locations `s3://bucket[/key-prefix]`, matched against the request's path.
-    Prefix,
-}
-
-impl IdentifierType {
-    /// The spelling used in security configurations: `User`, `Group` or `Prefix`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IdentifierType::User => "User",
-            IdentifierType::Group => "Group",
-            IdentifierType::Prefix => "Prefix",
-        }
-    }
-}
-
-impl fmt::Display for IdentifierType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// One identifier of a role mapping, as written, with where it was written.
@@ -147,7 +122,14 @@ pub struct SecurityConfiguration {
     mappings_pointer: String,
     embedded_in: Option<String>,
     mappings: Vec<RoleMapping>,
+    /// When validated with globs on: the prefix mode they were compiled for, and the compiled glob of
+    /// each glob identifier with its mapping index and position (none without globs: nothing is kept
+    /// per identifier).
+    globs: Option<(PrefixMatch, CompiledGlobs)>,
 }
+
+/// The compiled glob of each glob identifier, with its mapping index and position.
+pub(crate) type CompiledGlobs = Vec<(usize, usize, Arc<CompiledGlob>)>;
 
 impl SecurityConfiguration {
     pub(crate) fn new(
@@ -155,8 +137,50 @@ impl SecurityConfiguration {
         mappings_pointer: String,
         embedded_in: Option<String>,
         mappings: Vec<RoleMapping>,
+        globs: Option<(PrefixMatch, CompiledGlobs)>,
     ) -> Self {
-        SecurityConfiguration { form, mappings_pointer, embedded_in, mappings }
+        SecurityConfiguration { form, mappings_pointer, embedded_in, mappings, globs }
+    }
+
+    /// Calls `each` with the mapping index, position and compiled glob of every glob identifier under
+    /// `options`, in first-match order (nothing with globs off). The globs compiled at validation serve
+    /// when it used the same options; otherwise they are compiled now. Fails at the first identifier
+    /// that is not a valid glob.
+    pub(crate) fn for_each_glob(
+        &self,
+        options: &ResolverOptions,
+        mut each: impl FnMut(usize, usize, Arc<CompiledGlob>),
+    ) -> Result<(), BuildError> {
+        if !options.globs() {
+            return Ok(());
+        }
+        if let Some((mode, compiled)) = &self.globs
+            && *mode == options.prefix_match()
+        {
+            for (index, position, glob) in compiled {
+                each(*index, *position, glob.clone());
+            }
+            return Ok(());
+        }
+        for (index, mapping) in self.mappings.iter().enumerate() {
+            for (position, identifier) in mapping.identifiers.iter().enumerate().filter(|(_, i)| is_glob(i.as_str())) {
+                let glob = CompiledGlob::new(identifier.as_str(), mapping.identifier_type, options.prefix_match())
+                    .map_err(|e| BuildError::invalid_glob(self, index, position, e))?;
+                each(index, position, Arc::new(glob));
+            }
+        }
+        Ok(())
+    }
+
+    /// The largest document accepted, in bytes (64 MiB; EMR itself stores far smaller ones). It bounds
+    /// everything else: nesting is limited to 128 levels, S3 keys to 1024 bytes, and the number of
+    /// mappings and identifiers by the size.
+    pub const MAX_BYTES: usize = MAX_DOCUMENT_BYTES;
+
+    /// Reads a document's bytes from `reader`, but never more than one byte past [`Self::MAX_BYTES`]: a
+    /// larger document is then refused by validation (`document-too-large`) without being read whole.
+    pub fn read_bytes(reader: impl std::io::Read) -> std::io::Result<Vec<u8>> {
+        read_document(reader)
     }
 
     /// Reads a configuration in any accepted form (SEMANTICS §1).
@@ -177,17 +201,16 @@ impl SecurityConfiguration {
 
     /// Like [`from_json`](Self::from_json), for bytes that may not be UTF-8 (an error then).
     pub fn from_slice(bytes: &[u8]) -> Result<Self, Diagnostics> {
-        Self::from_slice_with(bytes, &crate::ResolverOptions::default())
+        Self::from_slice_with(bytes, &ResolverOptions::default())
     }
 
     /// Like [`from_slice`](Self::from_slice), validating for `options`: with globs on, identifiers that
     /// hold glob characters must be valid globs. Computes errors only; [`crate::check`] adds the
     /// warnings and notes.
-    pub fn from_slice_with(bytes: &[u8], options: &crate::ResolverOptions) -> Result<Self, Diagnostics> {
-        let checked = crate::validate::check_errors(bytes, options);
-        match checked.config {
-            Some(config) if checked.diagnostics.error_count() == 0 => Ok(config),
-            _ => Err(checked.diagnostics),
+    pub fn from_slice_with(bytes: &[u8], options: &ResolverOptions) -> Result<Self, Diagnostics> {
+        match build(bytes, options) {
+            (Some(config), diagnostics) if diagnostics.error_count() == 0 => Ok(config),
+            (_, diagnostics) => Err(diagnostics),
         }
     }
 
@@ -224,5 +247,82 @@ impl SecurityConfiguration {
     /// How many identifiers the mappings hold in all.
     pub fn identifier_count(&self) -> usize {
         self.mappings.iter().map(|m| m.identifiers.len()).sum()
+    }
+}
+
+/// Why a configuration could not be compiled with the options asked for: with globs on, an identifier
+/// is not a valid glob (when the configuration was validated with globs off), or the glob identifiers
+/// are too many to compile together. The message shows the text it quotes through [`Escaped`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.message())]
+pub struct BuildError {
+    kind: BuildErrorKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum BuildErrorKind {
+    InvalidGlob { identifier: String, pointer: String, location: Location, message: String },
+    GlobSetTooLarge(String),
+}
+
+impl BuildError {
+    pub(crate) fn invalid_glob(
+        config: &SecurityConfiguration,
+        index: usize,
+        position: usize,
+        error: globset::Error,
+    ) -> Self {
+        let identifier = &config.mappings()[index].identifiers()[position];
+        let kind = BuildErrorKind::InvalidGlob {
+            identifier: identifier.as_str().to_owned(),
+            pointer: config.identifier_pointer(index, position),
+            location: identifier.location(),
+            message: error.kind().to_string(),
+        };
+        BuildError { kind }
+    }
+
+    pub(crate) fn glob_set_too_large(message: String) -> Self {
+        BuildError { kind: BuildErrorKind::GlobSetTooLarge(message) }
+    }
+
+    /// The identifier that is not a valid glob, as written; `None` when the globs are too many.
+    pub fn identifier(&self) -> Option<&str> {
+        match &self.kind {
+            BuildErrorKind::InvalidGlob { identifier, .. } => Some(identifier),
+            BuildErrorKind::GlobSetTooLarge(_) => None,
+        }
+    }
+
+    /// The JSON pointer of that identifier.
+    pub fn pointer(&self) -> Option<&str> {
+        match &self.kind {
+            BuildErrorKind::InvalidGlob { pointer, .. } => Some(pointer),
+            BuildErrorKind::GlobSetTooLarge(_) => None,
+        }
+    }
+
+    /// Its line and column.
+    pub fn location(&self) -> Option<Location> {
+        match &self.kind {
+            BuildErrorKind::InvalidGlob { location, .. } => Some(*location),
+            BuildErrorKind::GlobSetTooLarge(_) => None,
+        }
+    }
+
+    fn message(&self) -> String {
+        match &self.kind {
+            BuildErrorKind::InvalidGlob { identifier, pointer, location, message } => format!(
+                "identifier `{}` at `{}` ({}:{}) is not a valid glob: {}",
+                Escaped(identifier),
+                Escaped(pointer),
+                location.line,
+                location.column,
+                Escaped(message)
+            ),
+            BuildErrorKind::GlobSetTooLarge(message) => {
+                format!("the glob identifiers are too large to compile together: {}", Escaped(message))
+            }
+        }
     }
 }

@@ -41,41 +41,87 @@ use futures_util::future::{Either, FutureExt, Shared};
 use hashbrown::HashTable;
 
 use super::clock::{Clock, CoarseClock, duration_millis, millis};
-use super::{AssumeRoleRequest, CredentialRequest, CredentialSource, Credentials, ErrorKind, SessionName, SourceError};
+use super::error::SettingsError;
+use super::session_name::SessionName;
+use super::source::{
+    AssumeRoleRequest, CredentialRequest, CredentialSource, Credentials, ErrorKind, RequestKind, SourceError,
+};
 use crate::config::RoleArn;
-use crate::synth::SplitMix64;
+use crate::rng::SplitMix64;
 
-/// The cache's tunables; [`Default`] gives the documented defaults.
+/// The cache's tunables. [`Default`] gives the `DEFAULT_*` values; change fields on it:
+///
+/// ```
+/// use emrfs_rolemap::credentials::CacheConfig;
+/// let mut config = CacheConfig::default();
+/// config.max_entries = 500;
+/// config.validate(3600)?;
+/// assert_eq!(config.refresh_before_expiry, CacheConfig::DEFAULT_REFRESH_BEFORE_EXPIRY);
+/// # Ok::<(), emrfs_rolemap::credentials::SettingsError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct CacheConfig {
-    /// Start refreshing this long before expiry (default 5 minutes).
+    /// Start refreshing this long before expiry ([`Self::DEFAULT_REFRESH_BEFORE_EXPIRY`]).
     pub refresh_before_expiry: Duration,
-    /// Add a random share, up to this fraction of `refresh_before_expiry`, to spread refreshes (default 0.5).
+    /// Add a random share, up to this fraction of `refresh_before_expiry`, to spread refreshes
+    /// ([`Self::DEFAULT_REFRESH_JITTER`]).
     pub refresh_jitter: f64,
-    /// Serve stale credentials after a failed refresh only while they have more than this left (default 60 s).
+    /// Serve stale credentials after a transient failure of their refresh only while they have more
+    /// than this left ([`Self::DEFAULT_STALE_MIN_REMAINING`]).
     pub stale_min_remaining: Duration,
-    /// Remember `AccessDenied` this long (default 30 s).
+    /// Remember `AccessDenied` this long ([`Self::DEFAULT_ACCESS_DENIED_TTL`]).
     pub access_denied_ttl: Duration,
-    /// The most entries kept (default 10,000).
+    /// The most entries kept ([`Self::DEFAULT_MAX_ENTRIES`]).
     pub max_entries: usize,
-    /// The first retry delay after a failed refresh; it doubles per failure (default 1 s).
+    /// The first retry delay after a failed refresh; it doubles per failure
+    /// ([`Self::DEFAULT_RETRY_BACKOFF_INITIAL`]).
     pub retry_backoff_initial: Duration,
-    /// The longest retry delay (default 60 s).
+    /// The longest retry delay ([`Self::DEFAULT_RETRY_BACKOFF_MAX`]).
     pub retry_backoff_max: Duration,
     /// Seed of the jitter generator; `None` seeds from the clock.
     pub jitter_seed: Option<u64>,
 }
 
+impl CacheConfig {
+    /// Refresh this long before expiry, unless set: 5 minutes.
+    pub const DEFAULT_REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
+    /// The refresh jitter, as a fraction of the refresh window, unless set.
+    pub const DEFAULT_REFRESH_JITTER: f64 = 0.5;
+    /// Serve stale credentials only while this much is left, unless set: 60 s.
+    pub const DEFAULT_STALE_MIN_REMAINING: Duration = Duration::from_secs(60);
+    /// How long `AccessDenied` is remembered, unless set: 30 s.
+    pub const DEFAULT_ACCESS_DENIED_TTL: Duration = Duration::from_secs(30);
+    /// The most entries, unless set.
+    pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
+    /// The first retry delay after a failed refresh, unless set: 1 s.
+    pub const DEFAULT_RETRY_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
+    /// The longest retry delay, unless set: 60 s.
+    pub const DEFAULT_RETRY_BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+    /// Checks the configuration for sessions of `duration_seconds`: the cache holds an entry, and
+    /// refreshes credentials some time after it got them, not at once.
+    pub fn validate(&self, duration_seconds: u32) -> Result<(), SettingsError> {
+        if self.max_entries == 0 {
+            return Err(SettingsError::NoEntries);
+        }
+        if self.refresh_before_expiry >= Duration::from_secs(u64::from(duration_seconds)) {
+            return Err(SettingsError::RefreshWindow { refresh_before: self.refresh_before_expiry, duration_seconds });
+        }
+        Ok(())
+    }
+}
+
 impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
-            refresh_before_expiry: Duration::from_secs(300),
-            refresh_jitter: 0.5,
-            stale_min_remaining: Duration::from_secs(60),
-            access_denied_ttl: Duration::from_secs(30),
-            max_entries: 10_000,
-            retry_backoff_initial: Duration::from_secs(1),
-            retry_backoff_max: Duration::from_secs(60),
+            refresh_before_expiry: Self::DEFAULT_REFRESH_BEFORE_EXPIRY,
+            refresh_jitter: Self::DEFAULT_REFRESH_JITTER,
+            stale_min_remaining: Self::DEFAULT_STALE_MIN_REMAINING,
+            access_denied_ttl: Self::DEFAULT_ACCESS_DENIED_TTL,
+            max_entries: Self::DEFAULT_MAX_ENTRIES,
+            retry_backoff_initial: Self::DEFAULT_RETRY_BACKOFF_INITIAL,
+            retry_backoff_max: Self::DEFAULT_RETRY_BACKOFF_MAX,
             jitter_seed: None,
         }
     }
@@ -100,7 +146,7 @@ pub struct CacheStats {
     pub revoked: u64,
     /// Entries currently held.
     pub entries: u64,
-    /// Source errors by kind, in [`ErrorKind::ALL`] order.
+    /// Source errors by kind (as [`SourceError::kind`] names them), every kind listed.
     pub errors: Vec<(String, u64)>,
 }
 
@@ -201,8 +247,8 @@ enum OwnedKey {
 impl OwnedKey {
     fn of(request: &CredentialRequest<'_>) -> Self {
         match request {
-            CredentialRequest::Base => OwnedKey::Base,
-            CredentialRequest::AssumeRole(r) => OwnedKey::AssumeRole {
+            CredentialRequest(RequestKind::Base) => OwnedKey::Base,
+            CredentialRequest(RequestKind::AssumeRole(r)) => OwnedKey::AssumeRole {
                 role_arn: r.role_arn.clone(),
                 session_name: r.session_name,
                 duration_seconds: r.duration_seconds,
@@ -214,15 +260,15 @@ impl OwnedKey {
 
     fn request(&self) -> CredentialRequest<'_> {
         match self {
-            OwnedKey::Base => CredentialRequest::Base,
+            OwnedKey::Base => CredentialRequest::base(),
             OwnedKey::AssumeRole { role_arn, session_name, duration_seconds, external_id, source_identity } => {
-                CredentialRequest::AssumeRole(AssumeRoleRequest {
+                CredentialRequest(RequestKind::AssumeRole(AssumeRoleRequest {
                     role_arn,
                     session_name: *session_name,
                     duration_seconds: *duration_seconds,
                     external_id: external_id.as_deref(),
                     source_identity: source_identity.as_deref(),
-                })
+                }))
             }
         }
     }
@@ -239,7 +285,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<S: CredentialSource> CredentialCache<S> {
-    /// A cache over `source` with the system clock, read through a [`CoarseClock`].
+    /// A cache over `source` with the system clock, read from an atomic that one background thread per
+    /// process refreshes every 10 ms (so that a hit does not call the system clock).
     pub fn new(source: S, config: CacheConfig) -> Self {
         Self::with_clock(source, config, Arc::new(CoarseClock::new()))
     }
@@ -363,6 +410,7 @@ pub enum Origin {
 
 impl Origin {
     /// `cache` or `sts`, for metrics labels.
+    #[cfg(feature = "server")]
     pub fn as_str(self) -> &'static str {
         match self {
             Origin::Cache => "cache",
@@ -561,13 +609,11 @@ impl<S: CredentialSource> Inner<S> {
                 Ok(credentials)
             }
             Err(error) => {
-                if let Some(counter) = ErrorKind::ALL.iter().position(|k| *k == error.kind) {
+                if let Some(counter) = ErrorKind::ALL.iter().position(|k| *k == error.error_kind()) {
                     self.counters.errors[counter].fetch_add(1, Ordering::Relaxed);
                 }
                 match self.state_of(&entry) {
-                    State::Ready { credentials, usable_until, .. }
-                        if error.kind.is_transient() && now < usable_until =>
-                    {
+                    State::Ready { credentials, usable_until, .. } if error.is_transient() && now < usable_until => {
                         let failures = entry.refresh_failures.fetch_add(1, Ordering::Relaxed).min(30);
                         let backoff = self
                             .config
@@ -583,11 +629,11 @@ impl<S: CredentialSource> Inner<S> {
                         Ok(credentials)
                     }
                     state => {
-                        let revoked = matches!(state, State::Ready { .. }) && !error.kind.is_transient();
+                        let revoked = matches!(state, State::Ready { .. }) && !error.is_transient();
                         if revoked {
                             self.counters.revoked.fetch_add(1, Ordering::Relaxed);
                         }
-                        if error.kind == ErrorKind::AccessDenied {
+                        if error.error_kind() == ErrorKind::AccessDenied {
                             let until = now.saturating_add(duration_millis(self.config.access_denied_ttl));
                             self.set_state(&entry, State::Denied { error: Arc::new(error.clone()), until });
                         } else if revoked {

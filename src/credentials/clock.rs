@@ -29,16 +29,6 @@ pub(crate) fn duration_millis(duration: Duration) -> u64 {
     duration.as_secs().saturating_mul(1000).saturating_add(u64::from(duration.subsec_millis()))
 }
 
-/// The system's clock, read on every call (`SystemTime::now`, some 30 ns on a virtual machine).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
-
 /// The system's clock in milliseconds, read from a value that a background thread refreshes every
 /// [`CoarseClock::TICK`] (10 ms): reading it is one atomic load instead of a system clock call. The default
 /// clock of [`CredentialCache::new`](super::CredentialCache::new).
@@ -117,36 +107,6 @@ impl Clock for CoarseClock {
             Some(ticker) => ticker.millis.load(Ordering::Relaxed),
             None => millis(SystemTime::now()),
         }
-    }
-}
-
-/// A clock that only moves when told to; for tests.
-#[derive(Debug)]
-pub struct ManualClock {
-    now: Mutex<SystemTime>,
-}
-
-impl ManualClock {
-    /// A clock standing at `start`.
-    pub fn new(start: SystemTime) -> Self {
-        ManualClock { now: Mutex::new(start) }
-    }
-
-    /// Moves the clock forward by `by`.
-    pub fn advance(&self, by: Duration) {
-        let mut now = self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        *now += by;
-    }
-
-    /// Sets the clock to `to`.
-    pub fn set(&self, to: SystemTime) {
-        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = to;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> SystemTime {
-        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

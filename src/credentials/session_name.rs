@@ -8,6 +8,7 @@
 
 use std::fmt;
 
+use super::error::SettingsError;
 use crate::config::arn::is_iam_name_char;
 use crate::resolve::MappingMatch;
 
@@ -18,7 +19,7 @@ const KEPT_WHEN_REWRITTEN: usize = MAX_LEN - 9;
 
 /// A role session name that STS accepts: 2 to 64 characters of `A-Za-z0-9+=,.@_-`. `Copy`, no heap.
 #[derive(Clone, Copy)]
-pub struct SessionName {
+pub(crate) struct SessionName {
     bytes: [u8; MAX_LEN],
     len: u8,
 }
@@ -81,46 +82,38 @@ enum Piece {
     Group,
 }
 
+/// The session name template unless one is set.
+pub(crate) const DEFAULT_TEMPLATE: &str = "emrfs-{user}";
+
 /// A role session name template with the placeholders `{user}` (the Hadoop user, empty when unknown)
 /// and `{group}` (the group that matched, for a `Group` mapping; empty otherwise).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionNameTemplate {
+pub(crate) struct SessionNameTemplate {
     text: String,
     pieces: Vec<Piece>,
 }
 
 impl Default for SessionNameTemplate {
     fn default() -> Self {
-        SessionNameTemplate::parse("emrfs-{user}")
+        SessionNameTemplate::parse(DEFAULT_TEMPLATE)
             .unwrap_or(SessionNameTemplate { text: String::new(), pieces: Vec::new() })
     }
 }
 
-/// Why a session name template is not usable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TemplateError {
-    /// A `{...}` that is not `{user}` or `{group}`.
-    #[error("unknown placeholder `{{{}}}` in the session name template; use `{{user}}` or `{{group}}`", crate::diagnostics::Escaped(.0))]
-    UnknownPlaceholder(String),
-    /// A `{` without its `}`.
-    #[error("unclosed `{{` in the session name template")]
-    Unclosed,
-}
-
 impl SessionNameTemplate {
     /// Parses a template; fails on unknown placeholders and unclosed braces.
-    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+    pub fn parse(text: &str) -> Result<Self, SettingsError> {
         let mut pieces = Vec::new();
         let mut rest = text;
         while let Some(open) = rest.find('{') {
             if open > 0 {
                 pieces.push(Piece::Text(rest[..open].to_owned()));
             }
-            let close = rest[open..].find('}').ok_or(TemplateError::Unclosed)? + open;
+            let close = rest[open..].find('}').ok_or(SettingsError::UnclosedPlaceholder)? + open;
             pieces.push(match &rest[open + 1..close] {
                 "user" => Piece::User,
                 "group" => Piece::Group,
-                other => return Err(TemplateError::UnknownPlaceholder(other.to_owned())),
+                other => return Err(SettingsError::UnknownPlaceholder(other.to_owned())),
             });
             rest = &rest[close + 1..];
         }
@@ -259,7 +252,7 @@ mod tests {
 
     #[test]
     fn templates_reject_unknown_placeholders() {
-        assert_eq!(SessionNameTemplate::parse("{usr}"), Err(TemplateError::UnknownPlaceholder("usr".into())));
-        assert_eq!(SessionNameTemplate::parse("a{user"), Err(TemplateError::Unclosed));
+        assert_eq!(SessionNameTemplate::parse("{usr}"), Err(SettingsError::UnknownPlaceholder("usr".into())));
+        assert_eq!(SessionNameTemplate::parse("a{user"), Err(SettingsError::UnclosedPlaceholder));
     }
 }

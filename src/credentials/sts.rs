@@ -38,31 +38,21 @@ use aws_sdk_sts::config::{BehaviorVersion, Region};
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::operation::RequestId;
 
-use super::{AssumeRoleRequest, CredentialRequest, CredentialSource, Credentials, ErrorKind, SourceError};
+use super::error::SettingsError;
+use super::source::{
+    AssumeRoleRequest, CredentialRequest, CredentialSource, Credentials, ErrorKind, RequestKind, SourceError,
+};
 
-/// Default connect timeout of an STS call.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Default timeout of one attempt of an STS call.
-pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default timeout of a whole STS call, retries included (also bounds loading the base credentials).
-pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(15);
-/// Default number of attempts of an STS call (the SDK's standard retry mode).
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
-/// Default first retry delay (before jitter); it doubles per retry.
-pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_secs(1);
-/// Default connect and read timeout of the instance metadata service.
-pub const DEFAULT_IMDS_TIMEOUT: Duration = Duration::from_secs(1);
 /// Attempts at the instance metadata service (the SDK's default is 4).
 const IMDS_ATTEMPTS: u32 = 2;
 
 /// Where the base credentials come from: they serve fallback decisions and sign `AssumeRole`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BaseCredentials {
+enum BaseCredentials {
     /// The SDK's default chain: environment, profile, web identity token, container, then instance
     /// metadata (on EMR: the instance profile).
     DefaultChain,
     /// A named profile of the shared configuration files (`~/.aws/config`, `~/.aws/credentials`).
-    /// Profiles that need SSO or `credential_process` are not supported (those SDK features are off).
     Profile(String),
     /// Fixed credentials, for tests and for embedding in a process that has its own.
     Static(Credentials),
@@ -72,36 +62,53 @@ impl fmt::Display for BaseCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BaseCredentials::DefaultChain => f.write_str("the default credential chain"),
-            BaseCredentials::Profile(name) => write!(f, "profile `{name}`"),
+            BaseCredentials::Profile(name) => write!(f, "profile `{}`", crate::diagnostics::Escaped(name)),
             BaseCredentials::Static(_) => f.write_str("the static credentials"),
         }
     }
 }
 
-/// How to reach STS and with which base credentials. [`StsSourceConfig::new`] gives the defaults.
+/// How to reach STS and with which base credentials. [`StsSourceConfig::new`] gives the defaults; the
+/// base credentials are the SDK's default chain unless [`with_profile`](Self::with_profile) or
+/// [`with_credentials`](Self::with_credentials) says otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StsSourceConfig {
     /// The AWS region whose STS endpoint is called, such as `us-east-1` (required).
     pub region: String,
     /// An endpoint URL instead of the region's (a VPC endpoint, a test emulator).
     pub endpoint_url: Option<String>,
-    /// Where the base credentials come from (default: the default chain).
-    pub base_credentials: BaseCredentials,
-    /// Connect timeout of an STS call (default 3 s).
+    base_credentials: BaseCredentials,
+    /// Connect timeout of an STS call ([`Self::DEFAULT_CONNECT_TIMEOUT`]).
     pub connect_timeout: Duration,
-    /// Timeout of one attempt (default 5 s).
+    /// Timeout of one attempt ([`Self::DEFAULT_ATTEMPT_TIMEOUT`]).
     pub attempt_timeout: Duration,
-    /// Timeout of a whole call, retries included, and of loading the base credentials (default 15 s).
+    /// Timeout of a whole call, retries included, and of loading the base credentials
+    /// ([`Self::DEFAULT_OPERATION_TIMEOUT`]).
     pub operation_timeout: Duration,
-    /// Attempts per call, standard retry mode (default 3; 1 disables retries).
+    /// Attempts per call, standard retry mode ([`Self::DEFAULT_MAX_ATTEMPTS`]; 1 disables retries).
     pub max_attempts: u32,
-    /// First retry delay before jitter, doubling per retry (default 1 s).
+    /// First retry delay before jitter, doubling per retry ([`Self::DEFAULT_INITIAL_BACKOFF`]).
     pub initial_backoff: Duration,
-    /// Connect and read timeout of the instance metadata service in the default chain (default 1 s).
+    /// Connect and read timeout of the instance metadata service in the default chain
+    /// ([`Self::DEFAULT_IMDS_TIMEOUT`]).
     pub imds_timeout: Duration,
 }
 
 impl StsSourceConfig {
+    /// Default connect timeout of an STS call.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+    /// Default timeout of one attempt of an STS call.
+    pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Default timeout of a whole STS call, retries included (also bounds loading the base credentials).
+    pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(15);
+    /// Default number of attempts of an STS call (the SDK's standard retry mode).
+    pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+    /// Default first retry delay (before jitter); it doubles per retry.
+    pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+    /// Default connect and read timeout of the instance metadata service.
+    pub const DEFAULT_IMDS_TIMEOUT: Duration = Duration::from_secs(1);
+
     /// The defaults for `region`: the default credential chain, 3 s connect timeout, 5 s per attempt,
     /// 15 s in all, 3 attempts with a 1 s initial backoff, 1 s IMDS timeouts.
     pub fn new(region: impl Into<String>) -> Self {
@@ -109,29 +116,43 @@ impl StsSourceConfig {
             region: region.into(),
             endpoint_url: None,
             base_credentials: BaseCredentials::DefaultChain,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
-            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
-            initial_backoff: DEFAULT_INITIAL_BACKOFF,
-            imds_timeout: DEFAULT_IMDS_TIMEOUT,
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            attempt_timeout: Self::DEFAULT_ATTEMPT_TIMEOUT,
+            operation_timeout: Self::DEFAULT_OPERATION_TIMEOUT,
+            max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
+            initial_backoff: Self::DEFAULT_INITIAL_BACKOFF,
+            imds_timeout: Self::DEFAULT_IMDS_TIMEOUT,
         }
     }
 
+    /// With the base credentials of a named profile of the shared configuration files
+    /// (`~/.aws/config`, `~/.aws/credentials`). Profiles that need SSO or `credential_process` are not
+    /// supported (those SDK features are off).
+    pub fn with_profile(mut self, name: impl Into<String>) -> Self {
+        self.base_credentials = BaseCredentials::Profile(name.into());
+        self
+    }
+
+    /// With fixed base credentials, for tests and for a process that has its own.
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.base_credentials = BaseCredentials::Static(credentials);
+        self
+    }
+
     /// Checks what the SDK would only reject at the first call.
-    pub fn validate(&self) -> Result<(), StsConfigError> {
+    pub fn validate(&self) -> Result<(), SettingsError> {
         let region_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
         if self.region.is_empty() || !self.region.chars().all(region_char) {
-            return Err(StsConfigError::Region(self.region.clone()));
+            return Err(SettingsError::Region(self.region.clone()));
         }
         if let Some(url) = &self.endpoint_url {
             let host = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
             if !host.is_some_and(|h| !h.is_empty() && !h.starts_with('/') && !h.contains(char::is_whitespace)) {
-                return Err(StsConfigError::EndpointUrl(url.clone()));
+                return Err(SettingsError::EndpointUrl(url.clone()));
             }
         }
         if self.max_attempts == 0 {
-            return Err(StsConfigError::MaxAttempts);
+            return Err(SettingsError::MaxAttempts);
         }
         Ok(())
     }
@@ -139,24 +160,10 @@ impl StsSourceConfig {
     /// How error messages name the endpoint.
     fn endpoint_label(&self) -> String {
         match &self.endpoint_url {
-            Some(url) => format!("STS at `{url}`"),
+            Some(url) => format!("STS at `{}`", crate::diagnostics::Escaped(url)),
             None => format!("STS in region `{}`", self.region),
         }
     }
-}
-
-/// Why an [`StsSourceConfig`] cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StsConfigError {
-    /// The region is empty or not of lowercase letters, digits and `-`.
-    #[error("invalid region `{}`: expected a region name such as `us-east-1`", crate::diagnostics::Escaped(.0))]
-    Region(String),
-    /// The endpoint URL is not `http://HOST...` or `https://HOST...`.
-    #[error("invalid STS endpoint URL `{}`: expected `https://HOST[:PORT]` (or `http://` for a local emulator)", crate::diagnostics::Escaped(.0))]
-    EndpointUrl(String),
-    /// `max_attempts` is 0.
-    #[error("the number of STS attempts must be at least 1")]
-    MaxAttempts,
 }
 
 /// A [`CredentialSource`] on STS: `AssumeRole` for a mapping decision, the base credentials for a
@@ -185,7 +192,7 @@ impl fmt::Debug for StsSource {
 impl StsSource {
     /// A source for `config`. Builds the base credentials provider and the STS client without any
     /// network call; fails only when the configuration is invalid ([`StsSourceConfig::validate`]).
-    pub async fn new(config: StsSourceConfig) -> Result<Self, StsConfigError> {
+    pub async fn new(config: StsSourceConfig) -> Result<Self, SettingsError> {
         config.validate()?;
         let base = base_provider(&config).await;
         let client_config = client_config(&config, base.clone()).build();
@@ -362,8 +369,8 @@ impl StsSource {
 impl CredentialSource for StsSource {
     async fn fetch(&self, request: &CredentialRequest<'_>) -> Result<Credentials, SourceError> {
         match request {
-            CredentialRequest::Base => self.base_credentials().await,
-            CredentialRequest::AssumeRole(r) => self.assume_role(r).await,
+            CredentialRequest(RequestKind::Base) => self.base_credentials().await,
+            CredentialRequest(RequestKind::AssumeRole(r)) => self.assume_role(r).await,
         }
     }
 }
@@ -374,8 +381,8 @@ async fn base_provider(config: &StsSourceConfig) -> SharedCredentialsProvider {
     match &config.base_credentials {
         BaseCredentials::Static(c) => SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
             c.access_key_id(),
-            c.secret_access_key().expose(),
-            c.session_token().map(|t| t.expose().to_owned()),
+            c.secret_access_key(),
+            c.session_token().map(str::to_owned),
             c.expiration(),
             "emrfs-rolemap-static",
         )),
@@ -494,7 +501,7 @@ fn chain(error: &(dyn StdError + 'static)) -> String {
 mod tests {
     use super::*;
     use crate::config::{IdentifierType, RoleArn};
-    use crate::credentials::{Secret, SessionName, SessionNameTemplate};
+    use crate::credentials::session_name::{SessionName, SessionNameTemplate};
     use crate::resolve::MappingMatch;
     use aws_credential_types::provider::future;
     use aws_sdk_sts::Client;
@@ -503,6 +510,14 @@ mod tests {
     use aws_sdk_sts::primitives::DateTime;
     use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
     use aws_smithy_types::body::SdkBody;
+
+    #[test]
+    fn base_credentials_never_show_their_secret() {
+        let base = BaseCredentials::Static(Credentials::new("AKIDBASE", "base-SECRET", Some("TOKEN".into()), None));
+        for shown in [format!("{base:?}"), format!("{base}")] {
+            assert!(!shown.contains("SECRET") && !shown.contains("TOKEN"), "{shown}");
+        }
+    }
 
     const ROLE: &str = "arn:aws:iam::123456789012:role/analysts";
     const BASE_SECRET: &str = "base-secret-never-shown";
@@ -583,7 +598,7 @@ mod tests {
             external_id,
             source_identity,
         };
-        source.fetch(&CredentialRequest::AssumeRole(request)).await
+        source.fetch(&CredentialRequest(RequestKind::AssumeRole(request))).await
     }
 
     fn assert_no_secret(text: &str) {
@@ -619,8 +634,8 @@ mod tests {
         let credentials = assume(&source(static_base().await, &[&rule]), None, None).await.unwrap();
         assert_eq!(rule.num_calls(), 2);
         assert_eq!(credentials.access_key_id(), "ASIAROLE");
-        assert_eq!(credentials.secret_access_key().expose(), ROLE_SECRET);
-        assert_eq!(credentials.session_token().map(Secret::expose), Some("role-token"));
+        assert_eq!(credentials.secret_access_key(), ROLE_SECRET);
+        assert_eq!(credentials.session_token(), Some("role-token"));
         assert_eq!(credentials.expiration(), Some(SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000)));
         assert_no_secret(&format!("{credentials:?} {credentials}"));
     }
@@ -699,8 +714,8 @@ mod tests {
     #[tokio::test]
     async fn base_requests_return_the_base_credentials_without_calling_sts() {
         let rule = mock!(Client::assume_role).then_output(granted);
-        let credentials = source(static_base().await, &[&rule]).fetch(&CredentialRequest::Base).await.unwrap();
-        assert_eq!((credentials.access_key_id(), credentials.secret_access_key().expose()), ("AKIDBASE", BASE_SECRET));
+        let credentials = source(static_base().await, &[&rule]).fetch(&CredentialRequest::base()).await.unwrap();
+        assert_eq!((credentials.access_key_id(), credentials.secret_access_key()), ("AKIDBASE", BASE_SECRET));
         assert_eq!((credentials.session_token(), credentials.expiration()), (None, None));
         assert_eq!(rule.num_calls(), 0);
     }
@@ -725,7 +740,7 @@ mod tests {
             </AssumeRoleResponse>";
         let rule = mock!(Client::assume_role).sequence().http_response(|| http_answer(200, success.into())).build();
         let source = source(SharedCredentialsProvider::new(NoCredentials), &[&rule]);
-        let base = source.fetch(&CredentialRequest::Base).await.unwrap_err();
+        let base = source.fetch(&CredentialRequest::base()).await.unwrap_err();
         assert_eq!(base.kind, ErrorKind::BaseCredentials, "{}", base.message);
         assert!(base.message.contains("the static credentials"), "{}", base.message);
         let assumed = assume(&source, None, None).await.unwrap_err();
@@ -767,14 +782,11 @@ mod tests {
         };
         assert_eq!(with(|_| ()), Ok(()));
         assert_eq!(with(|c| c.endpoint_url = Some("http://127.0.0.1:5000".into())), Ok(()));
-        assert!(matches!(with(|c| c.region = String::new()), Err(StsConfigError::Region(_))));
-        assert!(matches!(with(|c| c.region = "US East".into()), Err(StsConfigError::Region(_))));
-        assert!(matches!(
-            with(|c| c.endpoint_url = Some("127.0.0.1:5000".into())),
-            Err(StsConfigError::EndpointUrl(_))
-        ));
-        assert!(matches!(with(|c| c.endpoint_url = Some("https://".into())), Err(StsConfigError::EndpointUrl(_))));
-        assert_eq!(with(|c| c.max_attempts = 0), Err(StsConfigError::MaxAttempts));
+        assert!(matches!(with(|c| c.region = String::new()), Err(SettingsError::Region(_))));
+        assert!(matches!(with(|c| c.region = "US East".into()), Err(SettingsError::Region(_))));
+        assert!(matches!(with(|c| c.endpoint_url = Some("127.0.0.1:5000".into())), Err(SettingsError::EndpointUrl(_))));
+        assert!(matches!(with(|c| c.endpoint_url = Some("https://".into())), Err(SettingsError::EndpointUrl(_))));
+        assert_eq!(with(|c| c.max_attempts = 0), Err(SettingsError::MaxAttempts));
     }
 
     #[tokio::test]

@@ -18,7 +18,7 @@ use super::store::Generation;
 use super::{App, FallbackCredentials};
 use crate::credentials::{CredentialError, CredentialSource, Credentials, ErrorKind, format_rfc3339 as rfc3339};
 use crate::diagnostics::Escaped;
-use crate::{IdentifierType, Request, RequestSpec, Resolution, S3Path, Verdict};
+use crate::{IdentifierType, Request, RequestSpec, Resolution, S3Path};
 
 /// The body of every answer.
 pub(crate) type Body = Full<Bytes>;
@@ -201,11 +201,13 @@ async fn dispatch<S: CredentialSource>(
                 }
                 Endpoint::Explain => {
                     let request = principal.request(path);
-                    let mut explanation = generation.resolver().explain(&request);
-                    if !app.trusts(caller) {
-                        // Only its own answer: the mappings that matched its request, not the configuration.
-                        explanation.mappings.retain(|m| !matches!(m.verdict, Verdict::NoMatch { .. }));
-                    }
+                    let resolver = generation.resolver();
+                    // An untrusted caller gets only its own answer: the mappings that matched its request.
+                    let explanation = if app.trusts(caller) {
+                        resolver.explain(&request)
+                    } else {
+                        resolver.explain_matches(&request)
+                    };
                     Ok(answer(&generation, &principal, &explanation))
                 }
                 _ => credentials(app, caller, &generation, &principal, path.as_ref()).await,
@@ -349,7 +351,7 @@ async fn credentials<S: CredentialSource>(
     let access =
         app.broker.serve(resolution, prepared.user()).await.map_err(|e| credential_error(e).context(context()))?;
     let role = access.resolution.role().map_or("fallback", |r| r.as_str());
-    app.metrics.granted(role, access.origin);
+    app.metrics.granted(role, access.origin());
     if app.audit.first_grant(caller, user, access.credentials.access_key_id()) {
         tracing::info!(
             target: "emrfs_rolemap::audit",
@@ -358,7 +360,7 @@ async fn credentials<S: CredentialSource>(
             generation.number(),
             access.resolution.decision().as_str(),
             access.resolution.role().map_or("instance-profile", |r| r.as_str()),
-            access.origin.as_str(),
+            access.origin().as_str(),
             access.credentials.access_key_id(),
         );
     }
@@ -395,8 +397,8 @@ fn fallback_refused<S>(app: &App<S>, location: &str) -> ApiError {
 fn credentials_json(credentials: &Credentials) -> serde_json::Value {
     json!({
         "AccessKeyId": credentials.access_key_id(),
-        "SecretAccessKey": credentials.secret_access_key().expose(),
-        "SessionToken": credentials.session_token().map(|t| t.expose()),
+        "SecretAccessKey": credentials.secret_access_key(),
+        "SessionToken": credentials.session_token(),
         "Expiration": credentials.expiration().map(rfc3339),
     })
 }
@@ -445,7 +447,7 @@ fn readyz<S>(app: &App<S>, caller: Caller) -> Response<Body> {
             json!({
                 "at": rfc3339(f.at),
                 "code": f.error.code(),
-                "message": f.error.to_string(),
+                "message": f.error.report(),
                 "diagnostics": f.error.diagnostics(),
             })
         } else {
@@ -453,7 +455,10 @@ fn readyz<S>(app: &App<S>, caller: Caller) -> Response<Body> {
                 .error
                 .diagnostics()
                 .iter()
-                .map(|d| json!({"code": d.code, "severity": d.severity, "pointer": d.pointer, "line": d.line, "column": d.column}))
+                .map(|d| {
+                    let (line, column) = d.location().map(|at| (at.line, at.column)).unzip();
+                    json!({"code": d.code(), "severity": d.severity(), "pointer": d.pointer(), "line": line, "column": column})
+                })
                 .collect();
             json!({"at": rfc3339(f.at), "code": f.error.code(), "diagnostics": places})
         }

@@ -38,7 +38,14 @@ pub enum FileKind {
     Secret,
 }
 
-/// Whether trust violations refuse the file or are only logged.
+/// Whether files that are not trusted are refused or only logged.
+///
+/// A file the server reads (the configuration, the bearer token) is **trusted** only when it is a
+/// regular file (not a FIFO, device, socket or directory, after following symlinks); owned by root or
+/// by the server's own user; not writable by group or others (a secret such as the token not readable
+/// by them either); in directories, from `/` down along its path as given and along its real path, that
+/// only root or the server's user can change, unless sticky (like `/tmp`). A file that is not regular is
+/// refused under either check, without being opened for reading, so that it can never block the server.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum FileCheck {
     /// Refuse files that are not trusted (the default).
@@ -51,6 +58,7 @@ pub enum FileCheck {
 
 /// Why a file was not read. Messages name the file and never quote its content.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FileError {
     /// The operating system could not open or read it.
     #[error("cannot read `{path}`: {message}")]

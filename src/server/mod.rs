@@ -1,11 +1,14 @@
 //! The HTTP server mode: the engine and the credential cache behind a local socket, for proxies written
 //! in other languages.
 //!
-//! - [`store`]: the served configuration, its generations and hot reload.
-//! - [`peer`]: who is asking (bearer token over TCP, `SO_PEERCRED` uid over a Unix socket) and the OS's
-//!   user and group database.
-//! - `api`: the endpoints `POST /v1/resolve`, `/v1/explain`, `/v1/credentials` and `GET /healthz`,
-//!   `/readyz`, `/metrics`.
+//! - `store.rs`: the served configuration ([`ConfigStore`]), its generations and hot reload;
+//! - `files.rs`: trusted files, opened so that none can block the server ([`FileCheck`]);
+//! - `peer.rs`: who is asking (the [`BearerToken`] over TCP, the `SO_PEERCRED` uid over a Unix socket)
+//!   and the OS's user and group database, asked on threads of its own;
+//! - `budget.rs`, `deadline.rs`: connection budgets that idle clients cannot exhaust, and the write
+//!   deadline of answers;
+//! - `api.rs`: the endpoints `POST /v1/resolve`, `/v1/explain`, `/v1/credentials` and `GET /healthz`,
+//!   `/readyz`, `/metrics`; `audit.rs`: what the audit log records; `metrics.rs`: the counters.
 //!
 //! [`Server::run`] accepts connections on every [`Listener`] until its shutdown future completes, then
 //! stops accepting and drains: requests in flight finish (within [`ServerOptions::drain_timeout`]),
@@ -20,10 +23,14 @@ mod api;
 mod audit;
 mod budget;
 mod deadline;
-pub mod files;
+mod files;
 mod metrics;
-pub mod peer;
-pub mod store;
+mod peer;
+mod store;
+
+pub use files::{FileCheck, FileError};
+pub use peer::BearerToken;
+pub use store::{ConfigStore, Generation, LoadError, ReloadFailure, ReloadOutcome};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -44,42 +51,42 @@ use crate::credentials::{Broker, CredentialSource};
 use audit::Audit;
 use budget::Budget;
 use deadline::WriteDeadline;
-use files::FileCheck;
 use metrics::Metrics;
-use peer::{BearerToken, Caller, OsIdentities};
-use store::{ConfigStore, ReloadOutcome};
+use peer::{Caller, OsIdentities};
 
-/// The limits and timeouts of a server. The defaults suit a proxy on the same host.
+/// The limits and timeouts of a server. [`Default`] gives the `DEFAULT_*` values, which suit a proxy on
+/// the same host; change fields on it.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServerOptions {
-    /// The largest request body accepted; larger ones get 413. Default 64 KiB.
+    /// The largest request body accepted; larger ones get 413 ([`Self::DEFAULT_BODY_LIMIT`]).
     pub body_limit: usize,
     /// How long a client may take to send a request's head, and how long an idle keep-alive connection
-    /// stays open. Default 10 s.
+    /// stays open ([`Self::DEFAULT_HEADER_TIMEOUT`]).
     pub header_timeout: Duration,
-    /// How long a client may take to send a request's body; then 408. Default 10 s.
+    /// How long a client may take to send a request's body; then 408 ([`Self::DEFAULT_BODY_TIMEOUT`]).
     pub body_timeout: Duration,
-    /// How long a request may take in all (STS included); then 504. Default 30 s.
+    /// How long a request may take in all (STS included); then 504 ([`Self::DEFAULT_REQUEST_TIMEOUT`]).
     pub request_timeout: Duration,
     /// Connections served at once on each kind of listener — TCP and the Unix socket have a budget of
     /// this size each, so that a flood on one never shuts out the other (0 counts as 1); more wait in the
-    /// listen backlog. Lowered at start, with a log line, to what the process may open. Default 512.
+    /// listen backlog. Lowered at start, with a log line, to what the process may open ([`Self::DEFAULT_MAX_CONNECTIONS`]).
     pub max_connections: usize,
     /// Connections one uid may hold open at once on the Unix socket, root and `allowed_uids` exempt;
-    /// more are answered 429 `too-many-connections` and closed. Default 32.
+    /// more are answered 429 `too-many-connections` and closed ([`Self::DEFAULT_MAX_CONNECTIONS_PER_UID`]).
     pub max_connections_per_uid: usize,
     /// How long an answer may take to leave once the client stops reading, whole answer included;
-    /// then the connection is closed. Default 10 s.
+    /// then the connection is closed ([`Self::DEFAULT_WRITE_TIMEOUT`]).
     pub write_timeout: Duration,
-    /// How long shutdown waits for requests in flight. Default 30 s.
+    /// How long shutdown waits for requests in flight ([`Self::DEFAULT_DRAIN_TIMEOUT`]).
     pub drain_timeout: Duration,
-    /// How often the configuration file is checked for changes; `None` watches nothing. Default 1 s.
+    /// How often the configuration file is checked for changes; `None` watches nothing ([`Self::DEFAULT_WATCH_INTERVAL`]).
     pub watch_interval: Option<Duration>,
     /// Unix-socket uids that may ask for any user and supply groups, besides root.
     pub allowed_uids: Vec<u32>,
-    /// How long the OS's answer for a uid (user name and groups) is reused. Default 300 s.
+    /// How long the OS's answer for a uid (user name and groups) is reused ([`Self::DEFAULT_IDENTITY_TTL`]).
     pub identity_ttl: Duration,
-    /// How long a request waits for the OS's user and group databases before 503. Default 2 s.
+    /// How long a request waits for the OS's user and group databases before 503 ([`Self::DEFAULT_IDENTITY_TIMEOUT`]).
     pub identity_timeout: Duration,
     /// Who may receive the base credentials for a fallback decision. Default: nobody.
     pub fallback_credentials: FallbackCredentials,
@@ -100,21 +107,46 @@ pub enum FallbackCredentials {
     Trusted,
 }
 
+impl ServerOptions {
+    /// The largest request body, unless set: 64 KiB.
+    pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+    /// How long a request head (and an idle keep-alive connection) may take, unless set.
+    pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+    /// How long a request body may take, unless set.
+    pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+    /// How long a whole request may take, STS included, unless set.
+    pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+    /// How long an answer may take to leave once the client stops reading, unless set.
+    pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The connection budget of each listener kind, unless set.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+    /// The connections one Unix-socket uid may hold, unless set.
+    pub const DEFAULT_MAX_CONNECTIONS_PER_UID: usize = 32;
+    /// How long shutdown waits for requests in flight, unless set.
+    pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+    /// How often the configuration file is checked for changes, unless set.
+    pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(1);
+    /// How long the OS's answer for a uid is reused, unless set (Hadoop's group cache default).
+    pub const DEFAULT_IDENTITY_TTL: Duration = Duration::from_secs(300);
+    /// How long a request waits for the OS's user and group databases, unless set.
+    pub const DEFAULT_IDENTITY_TIMEOUT: Duration = Duration::from_secs(2);
+}
+
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
-            body_limit: 64 * 1024,
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
-            max_connections: 512,
-            max_connections_per_uid: 32,
-            write_timeout: Duration::from_secs(10),
-            drain_timeout: Duration::from_secs(30),
-            watch_interval: Some(Duration::from_secs(1)),
+            body_limit: Self::DEFAULT_BODY_LIMIT,
+            header_timeout: Self::DEFAULT_HEADER_TIMEOUT,
+            body_timeout: Self::DEFAULT_BODY_TIMEOUT,
+            request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_uid: Self::DEFAULT_MAX_CONNECTIONS_PER_UID,
+            write_timeout: Self::DEFAULT_WRITE_TIMEOUT,
+            drain_timeout: Self::DEFAULT_DRAIN_TIMEOUT,
+            watch_interval: Some(Self::DEFAULT_WATCH_INTERVAL),
             allowed_uids: Vec::new(),
-            identity_ttl: Duration::from_secs(300),
-            identity_timeout: Duration::from_secs(2),
+            identity_ttl: Self::DEFAULT_IDENTITY_TTL,
+            identity_timeout: Self::DEFAULT_IDENTITY_TIMEOUT,
             fallback_credentials: FallbackCredentials::default(),
             file_check: FileCheck::default(),
         }
@@ -135,7 +167,7 @@ impl Listener {
     /// gets only its own user's answers). A stale socket file nobody listens on is replaced; a live one is
     /// an error, and so is anything else at `path`.
     ///
-    /// The directory must be trusted as the configuration's is (see [`files`]): otherwise another user
+    /// The directory must be trusted as the configuration's is (see [`FileCheck`]): otherwise another user
     /// could replace the socket or redirect it. The socket is bound and given its mode inside a fresh
     /// directory only this process can enter, then renamed into place: no other user ever sees it with
     /// another mode, and no symlink is followed. The staging path is `DIR/.emrfs-rolemap-PID-N/s`, which
@@ -173,6 +205,16 @@ impl Listener {
         let _ = std::fs::remove_file(&staged);
         let _ = std::fs::remove_dir(&private);
         Ok(Listener::Unix(bound?, path.to_owned()))
+    }
+
+    /// Whether a server with a TCP listener (`tcp`), a Unix socket (`unix`) and a bearer token (`token`)
+    /// can run: it needs a listener, and TCP needs the token, since nothing else names a TCP caller.
+    pub fn check_set(tcp: bool, unix: bool, token: bool) -> Result<(), ServerError> {
+        match (tcp, unix, token) {
+            (false, false, _) => Err(ServerError::NoListener),
+            (true, _, false) => Err(ServerError::TcpWithoutToken),
+            _ => Ok(()),
+        }
     }
 
     /// Where the listener listens: `tcp ADDRESS` or `unix PATH`.
@@ -229,13 +271,27 @@ impl<S> std::fmt::Debug for Server<S> {
 
 /// Why a server could not be set up.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServerError {
     /// A TCP listener without a token: TCP callers could not be authenticated.
-    #[error("a TCP listener needs a bearer token (--token-file)")]
+    #[error(
+        "listening on TCP needs --token-file FILE, a bearer token of at least 16 characters (e.g. from `openssl rand -hex 32`); or listen only on a Unix socket (--socket PATH)"
+    )]
     TcpWithoutToken,
     /// No listener at all.
     #[error("no listener: give a TCP address, a Unix socket, or both")]
     NoListener,
+    /// A file the server reads (the token's) could not be read or is not trusted.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The token file holds no usable token.
+    #[error("the token in `{path}` is unusable: {reason}")]
+    UnusableToken {
+        /// The file.
+        path: String,
+        /// What is wrong with it (never the token itself).
+        reason: String,
+    },
 }
 
 impl<S: CredentialSource> Server<S> {
@@ -275,12 +331,8 @@ impl<S: CredentialSource> Server<S> {
         listeners: Vec<Listener>,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), ServerError> {
-        if listeners.is_empty() {
-            return Err(ServerError::NoListener);
-        }
-        if self.app.token.load().is_none() && listeners.iter().any(|l| matches!(l, Listener::Tcp(_))) {
-            return Err(ServerError::TcpWithoutToken);
-        }
+        let tcp = listeners.iter().any(|l| matches!(l, Listener::Tcp(_)));
+        Listener::check_set(tcp, listeners.len() > usize::from(tcp), self.app.token.load().is_some())?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let graceful = Arc::new(GracefulShutdown::new());
         let kinds = [
@@ -411,7 +463,7 @@ fn connection_budget(wanted: usize, kinds: usize) -> usize {
 
 /// Raises the soft limit on open files to the hard limit, so that the connection budgets fit; returns
 /// the limit now in force.
-pub fn raise_open_files_limit() -> std::io::Result<u64> {
+fn raise_open_files_limit() -> std::io::Result<u64> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
     if soft < hard {
@@ -599,7 +651,11 @@ async fn reload(store: &Arc<ConfigStore>, on_change: bool) {
         }
         Ok(Ok(_)) => {}
         Ok(Err(error)) => {
-            tracing::error!("reload rejected; still serving generation {}: {error}", store.current().number())
+            tracing::error!(
+                "reload rejected; still serving generation {}: {}",
+                store.current().number(),
+                error.report()
+            )
         }
         Err(e) => tracing::error!("reload task failed: {e}"),
     }

@@ -13,11 +13,9 @@ use futures_util::future::Shared;
 
 use subtle::ConstantTimeEq;
 
-use super::files::{FileCheck, FileError, read_secret};
+use super::ServerError;
+use super::files::{FileCheck, read_secret};
 use crate::credentials::Secret;
-
-/// The shortest bearer token accepted, in bytes.
-pub const MIN_TOKEN_BYTES: usize = 16;
 
 /// The caller of one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -46,32 +44,20 @@ impl std::fmt::Display for Caller {
 #[derive(Debug, Clone)]
 pub struct BearerToken(Secret);
 
-/// Why a token file cannot be used. Neither variant ever quotes the file's content.
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    /// The file could not be read, or is not a trusted file.
-    #[error(transparent)]
-    File(#[from] FileError),
-    /// The token is too short or holds characters a header cannot carry.
-    #[error("the token in `{path}` is unusable: {reason}")]
-    Unusable {
-        /// The file.
-        path: String,
-        /// What is wrong with it (never the token itself).
-        reason: String,
-    },
-}
-
-/// The largest token file read, in bytes.
-pub const MAX_TOKEN_FILE_BYTES: usize = 4096;
-
 impl BearerToken {
-    /// A token of visible ASCII characters, at least [`MIN_TOKEN_BYTES`] long.
+    /// The shortest bearer token accepted, in bytes.
+    pub const MIN_BYTES: usize = 16;
+    /// The largest token file read, in bytes.
+    pub const MAX_FILE_BYTES: usize = 4096;
+
+    /// A token of visible ASCII characters, at least [`Self::MIN_BYTES`] long; the error says what is
+    /// wrong, never quoting the token.
     pub fn new(token: &str) -> Result<Self, String> {
-        if token.len() < MIN_TOKEN_BYTES {
+        if token.len() < Self::MIN_BYTES {
             return Err(format!(
-                "it has {} bytes, fewer than {MIN_TOKEN_BYTES}; generate one with `openssl rand -hex 32`",
-                token.len()
+                "it has {} bytes, fewer than {}; generate one with `openssl rand -hex 32`",
+                token.len(),
+                Self::MIN_BYTES
             ));
         }
         if let Some(position) = token.bytes().position(|b| !b.is_ascii_graphic()) {
@@ -83,12 +69,12 @@ impl BearerToken {
         Ok(BearerToken(Secret::new(token)))
     }
 
-    /// Reads the token from `path`, a trusted secret file (see [`super::files`]) of at most
-    /// [`MAX_TOKEN_FILE_BYTES`] holding one line (a trailing newline is ignored). Opening never blocks:
+    /// Reads the token from `path`, a trusted secret file (see [`FileCheck`]) of at most
+    /// [`Self::MAX_FILE_BYTES`] holding one line (a trailing newline is ignored). Opening never blocks:
     /// a FIFO or device is refused. Call it off the async runtime: it reads a file.
-    pub fn from_file(path: &Path, check: FileCheck) -> Result<Self, TokenError> {
-        let unusable = |reason: String| TokenError::Unusable { path: super::files::shown(path), reason };
-        let bytes = read_secret(path, check, MAX_TOKEN_FILE_BYTES)?;
+    pub fn from_file(path: &Path, check: FileCheck) -> Result<Self, ServerError> {
+        let unusable = |reason: String| ServerError::UnusableToken { path: super::files::shown(path), reason };
+        let bytes = read_secret(path, check, Self::MAX_FILE_BYTES)?;
         let text = std::str::from_utf8(&bytes).map_err(|_| unusable("it is not UTF-8 text".to_owned()))?;
         let token = text.strip_suffix('\n').map_or(text, |t| t.strip_suffix('\r').unwrap_or(t));
         BearerToken::new(token).map_err(unusable)

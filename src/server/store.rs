@@ -12,7 +12,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 
 use super::files::{FileCheck, FileError, FileKind, open_trusted, shown};
 use crate::config::read_document;
-use crate::{Diagnostic, Resolver, ResolverBuilder, ResolverOptions, SecurityConfiguration};
+use crate::{Diagnostic, Escaped, Resolver, ResolverBuilder, ResolverOptions, SecurityConfiguration, Severity};
 
 /// One loaded configuration: its number, the compiled resolver and what it was made from.
 #[derive(Debug)]
@@ -43,17 +43,21 @@ impl Generation {
 
 /// Why a configuration file could not be loaded. Reloading keeps the old generation.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum LoadError {
-    /// The file could not be read, is not a regular file, or is not trusted (see [`super::files`]).
+    /// The file could not be read, is not a regular file, or is not trusted (see [`FileCheck`]).
     #[error(transparent)]
     File(#[from] FileError),
-    /// The file is not a valid security configuration.
-    #[error("the configuration `{path}` has {count} error(s):\n\n{rendered}")]
+    /// The file is not a valid security configuration. The message names the first error;
+    /// [`report`](LoadError::report) renders them all.
+    #[error("the configuration `{path}` has {count} error(s); the first: {first}")]
     Invalid {
         /// The file.
         path: String,
         /// How many errors.
         count: usize,
+        /// The first error, in one line, with its place.
+        first: String,
         /// The errors, rendered with source excerpts.
         rendered: String,
         /// The errors.
@@ -76,6 +80,15 @@ impl LoadError {
             LoadError::File(error) => error.code(),
             LoadError::Invalid { .. } => "invalid-configuration",
             LoadError::Build { .. } => "build-failed",
+        }
+    }
+
+    /// The message, followed for an invalid file by every error rendered with its source excerpt (several
+    /// lines): what a log or a trusted caller is shown.
+    pub fn report(&self) -> String {
+        match self {
+            LoadError::Invalid { rendered, .. } => format!("{self}\n\n{rendered}"),
+            _ => self.to_string(),
         }
     }
 
@@ -260,6 +273,14 @@ fn compile(path: &Path, options: &ResolverOptions, bytes: &[u8], number: u64) ->
     let name = shown(path);
     let config = SecurityConfiguration::from_slice_with(bytes, options).map_err(|diagnostics| LoadError::Invalid {
         count: diagnostics.error_count(),
+        first: diagnostics
+            .iter()
+            .find(|d| d.severity() == Severity::Error)
+            .map(|d| match d.location() {
+                Some(at) => format!("{} at {at} (`{}`)", Escaped(d.message()), Escaped(d.pointer())),
+                None => Escaped(d.message()).to_string(),
+            })
+            .unwrap_or_default(),
         rendered: diagnostics.render(&name).trim_end().to_owned(),
         diagnostics: diagnostics.as_slice().to_vec(),
         path: name.clone(),

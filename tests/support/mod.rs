@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod clock;
 pub mod generators;
 pub mod moto;
 #[cfg(feature = "server")]

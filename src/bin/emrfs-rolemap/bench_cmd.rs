@@ -5,17 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use emrfs_rolemap::RequestSpec;
-use emrfs_rolemap::bench::{self, BenchReport, BenchSettings};
-use emrfs_rolemap::diagnostics::Escaped;
-use emrfs_rolemap::resolve::RequestLines;
 use emrfs_rolemap::synth;
+use emrfs_rolemap::{Escaped, RequestLines, RequestSpec};
 
-use crate::counting_alloc::{self, CountingAllocator};
-use crate::{ConfigArgs, Format, Unusable, cannot_read, open, read_config_bytes, usable};
-
-#[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
+use crate::bench::{self, BenchReport, BenchSettings};
+use crate::{ConfigArgs, Format, Unusable, cannot_read, distinct_inputs, open, print, read_config_bytes, usable};
 
 #[derive(Args)]
 pub(crate) struct GenerateArgs {
@@ -69,9 +63,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode, Unusable> {
     if !(args.seconds.is_finite() && args.seconds >= 0.0) {
         return Err(Unusable(format!("invalid --seconds `{}`: a number of seconds, 0 or more", args.seconds)));
     }
-    if args.requests.as_deref() == Some("-") && args.config.config == "-" {
-        return Err(Unusable("--config and --requests cannot both read standard input".into()));
-    }
+    distinct_inputs(&args.config, "--requests", args.requests.as_deref())?;
     let options = args.config.options()?;
     let bytes = read_config_bytes(&args.config.config)?;
     // Errors are rendered with their positions, as `check` shows them, before anything is measured.
@@ -90,35 +82,20 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode, Unusable> {
             }
         }
     };
-    let live: &dyn Fn() -> usize = &counting_alloc::live_bytes;
-    let report = bench::run(&bytes, requests.as_deref(), &settings, Some(live), &mut progress)?;
-    let mut out = io::stdout().lock();
-    match args.format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &report)?;
-            writeln!(out)?;
-        }
-        Format::Text => write_text(&mut out, &report)?,
-    }
-    Ok(ExitCode::SUCCESS)
+    let count = |work: &mut dyn FnMut()| crate::counting_alloc::counted(work).1;
+    let report = bench::run(&bytes, requests.as_deref(), &settings, Some(&count), &mut progress)?;
+    print(args.format, &report, |out| write_text(out, &report))
 }
 
 /// Reads a JSON Lines request file; a bad line (an over-long one included) makes the input unusable,
 /// naming the line.
 fn read_requests(file: &str) -> Result<Vec<RequestSpec>, Unusable> {
-    let mut specs = Vec::new();
-    let mut lines = RequestLines::new(open(file)?);
-    while let Some(line) = lines.next_line().map_err(|e| cannot_read(file, &e))? {
-        let bad_line = |problem: String| Unusable(format!("`{}` line {}: {problem}", Escaped(file), line.number));
-        let text = line.text.map_err(|too_long| bad_line(too_long.to_string()))?;
-        if text.trim_ascii().is_empty() {
-            continue;
-        }
-        let spec = serde_json::from_slice(text)
-            .map_err(|e| bad_line(format!("not a request: {}", Escaped(&e.to_string()))))?;
-        specs.push(spec);
-    }
-    Ok(specs)
+    RequestLines::new(open(file)?)
+        .map(|line| {
+            let (number, spec) = line.map_err(|e| cannot_read(file, &e))?;
+            spec.map_err(|problem| Unusable(format!("`{}` line {number}: {}", Escaped(file), Escaped(&problem))))
+        })
+        .collect()
 }
 
 fn write_text(out: &mut dyn Write, r: &BenchReport) -> io::Result<()> {

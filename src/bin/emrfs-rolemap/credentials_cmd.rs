@@ -9,14 +9,17 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::Args;
-use emrfs_rolemap::Resolver;
-use emrfs_rolemap::credentials::sts::{BaseCredentials, StsSource, StsSourceConfig};
 use emrfs_rolemap::credentials::{
-    AssumeRoleSettings, Broker, CacheConfig, CredentialCache, SessionNameTemplate, format_rfc3339,
+    AssumeRoleSettings, Broker, CacheConfig, CredentialCache, StsSource, StsSourceConfig,
 };
-use emrfs_rolemap::diagnostics::Escaped;
+use emrfs_rolemap::{Escaped, Resolver};
 
 use super::{EscapedLines, RequestArgs, Unusable};
+
+/// The async runtime `builder` makes, with every driver (I/O, time) enabled.
+pub(crate) fn runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, Unusable> {
+    builder.enable_all().build().map_err(|e| Unusable(format!("cannot start the async runtime: {e}")))
+}
 
 /// Where to get credentials and how to assume the role.
 #[derive(Args)]
@@ -32,10 +35,10 @@ pub struct StsArgs {
     #[arg(long, value_name = "NAME")]
     profile: Option<String>,
     /// The role session name template; `{user}` and `{group}` are replaced.
-    #[arg(long, value_name = "TEMPLATE", default_value = "emrfs-{user}")]
+    #[arg(long, value_name = "TEMPLATE", default_value = AssumeRoleSettings::DEFAULT_SESSION_NAME)]
     session_name: String,
     /// The session duration in seconds, 900 to 43200.
-    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    #[arg(long, value_name = "SECONDS", default_value_t = AssumeRoleSettings::DEFAULT_DURATION_SECONDS)]
     duration: u32,
     /// The external ID that the roles' trust policies require.
     #[arg(long, value_name = "ID")]
@@ -65,11 +68,7 @@ pub fn run(resolver: &Resolver, request: &RequestArgs, args: &StsArgs) -> Result
     let parsed = request.parse()?;
     let config = args.source_config()?;
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Unusable(format!("cannot start the async runtime: {e}")))?;
-    let fetched = runtime.block_on(async {
+    let fetched = runtime(tokio::runtime::Builder::new_current_thread())?.block_on(async {
         let source = StsSource::new(config).await?;
         let broker = Broker::new(CredentialCache::new(source, CacheConfig::default()), settings)?;
         let principal = resolver.prepare(parsed.user, parsed.groups);
@@ -85,9 +84,9 @@ pub fn run(resolver: &Resolver, request: &RequestArgs, args: &StsArgs) -> Result
     let output = ProcessCredentials {
         version: 1,
         access_key_id: credentials.access_key_id(),
-        secret_access_key: credentials.secret_access_key().expose(),
-        session_token: credentials.session_token().map(|t| t.expose()),
-        expiration: credentials.expiration().map(format_rfc3339),
+        secret_access_key: credentials.secret_access_key(),
+        session_token: credentials.session_token(),
+        expiration: credentials.expiration_rfc3339(),
     };
     let mut out = io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, &output)?;
@@ -98,26 +97,23 @@ pub fn run(resolver: &Resolver, request: &RequestArgs, args: &StsArgs) -> Result
 impl StsArgs {
     /// The AssumeRole settings, checked against STS limits.
     pub fn settings(&self) -> Result<AssumeRoleSettings, Unusable> {
-        let session_name = SessionNameTemplate::parse(&self.session_name).map_err(|e| {
+        let mut settings = AssumeRoleSettings::default().with_session_name(&self.session_name).map_err(|e| {
             Unusable(format!("invalid --session-name `{}`: {}", Escaped(&self.session_name), Escaped(&e.to_string())))
         })?;
-        let settings = AssumeRoleSettings {
-            session_name,
-            duration_seconds: self.duration,
-            external_id: self.external_id.clone(),
-            source_identity: self.source_identity,
-        };
+        settings.duration_seconds = self.duration;
+        settings.external_id = self.external_id.clone();
+        settings.source_identity = self.source_identity;
         settings.validate()?;
         Ok(settings)
     }
 
     /// Where the STS source gets its endpoint, region and base credentials; checked, not yet connected.
     pub fn source_config(&self) -> Result<StsSourceConfig, Unusable> {
-        let config = StsSourceConfig {
-            endpoint_url: self.sts_endpoint.clone(),
-            base_credentials: self.profile.clone().map_or(BaseCredentials::DefaultChain, BaseCredentials::Profile),
-            ..StsSourceConfig::new(region(self)?)
-        };
+        let mut config = StsSourceConfig::new(region(self)?);
+        config.endpoint_url = self.sts_endpoint.clone();
+        if let Some(profile) = &self.profile {
+            config = config.with_profile(profile);
+        }
         config.validate()?;
         Ok(config)
     }

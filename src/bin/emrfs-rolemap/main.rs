@@ -3,6 +3,7 @@
 //! Exit status: 0 success, 1 a negative answer (errors found, cases failed, bad request lines, STS
 //! refused or failed), 2 a usage error or unusable input.
 
+mod bench;
 mod bench_cmd;
 mod counting_alloc;
 #[cfg(feature = "sts")]
@@ -18,13 +19,14 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use emrfs_rolemap::cases::CaseFile;
-use emrfs_rolemap::config::MAX_DOCUMENT_BYTES;
-use emrfs_rolemap::diagnostics::Escaped;
-use emrfs_rolemap::resolve::RequestLines;
 use emrfs_rolemap::{
-    Checked, PrefixMatch, Request, RequestSpec, Resolver, ResolverBuilder, ResolverOptions, RoleArn,
+    Checked, Escaped, PrefixMatch, Request, RequestLines, Resolver, ResolverBuilder, ResolverOptions, RoleArn,
     SecurityConfiguration, Severity, check,
 };
+
+/// Counts only what `bench` measures, on the thread that measures it (see `counting_alloc.rs`).
+#[global_allocator]
+static ALLOCATOR: counting_alloc::CountingAllocator = counting_alloc::CountingAllocator;
 
 /// Decide which IAM role an EMRFS S3 request uses, from a security configuration's role mappings.
 #[derive(Parser)]
@@ -207,47 +209,34 @@ fn run(command: Command) -> Result<ExitCode, Unusable> {
         }
         Command::Policy { policy } => policy_cmd::run(policy),
         Command::Resolve { config, requests: Some(file), .. } => {
-            if file == "-" && config.config == "-" {
-                return Err(Unusable("--config and --requests cannot both read standard input".into()));
-            }
-            let resolver = load(&config)?;
+            distinct_inputs(&config, "--requests", Some(&file))?;
+            let resolver = load(&config, config.options()?)?;
             resolve_batch(&resolver, open(&file)?)
         }
         Command::Resolve { config, request, requests: None, format } => {
-            let resolver = load(&config)?;
+            let resolver = load(&config, config.options()?)?;
             let resolution = resolver.resolve(&request.parse()?);
             print(format, &resolution, |out| writeln!(out, "{resolution}"))
         }
         Command::Explain { config, request, format } => {
-            let resolver = load(&config)?;
+            let resolver = load(&config, config.options()?)?;
             let explanation = resolver.explain(&request.parse()?);
             print(format, &explanation, |out| writeln!(out, "{explanation}"))
         }
-        Command::Test { mut config, cases, format } => {
-            if cases == "-" && config.config == "-" {
-                return Err(Unusable("--config and --cases cannot both read standard input".into()));
-            }
+        Command::Test { config, cases, format } => {
+            distinct_inputs(&config, "--cases", Some(&cases))?;
             let file = CaseFile::from_json(&read_cases(&cases)?).map_err(|e| {
                 Unusable(format!("invalid cases file `{}`: {}", Escaped(&cases), Escaped(&e.to_string())))
             })?;
-            match (&config.fallback_role, &file.fallback_role) {
-                (Some(flag), Some(in_file)) if flag != in_file => {
-                    return Err(Unusable(format!(
-                        "--fallback-role `{}` differs from the cases file's `fallback_role` `{}`; give one",
-                        Escaped(flag),
-                        Escaped(in_file)
-                    )));
-                }
-                (None, Some(in_file)) => config.fallback_role = Some(in_file.clone()),
-                _ => {}
-            }
-            let resolver = load(&config)?;
-            test_cmd::run(&resolver, &file, format)
+            let options = file.options(&config.options()?).map_err(Unusable)?;
+            test_cmd::run(&load(&config, options)?, &file, format)
         }
         Command::Generate(args) => bench_cmd::generate(&args),
         Command::Bench(args) => bench_cmd::run(&args),
         #[cfg(feature = "sts")]
-        Command::Credentials { config, request, sts } => credentials_cmd::run(&load(&config)?, &request, &sts),
+        Command::Credentials { config, request, sts } => {
+            credentials_cmd::run(&load(&config, config.options()?)?, &request, &sts)
+        }
         #[cfg(all(feature = "sts", feature = "server", unix))]
         Command::Serve(args) => serve_cmd::run(*args),
     }
@@ -265,15 +254,19 @@ impl ConfigArgs {
     fn options(&self) -> Result<ResolverOptions, Unusable> {
         let fallback_role = match &self.fallback_role {
             None => None,
-            Some(text) => Some(RoleArn::parse(text).map_err(|e| {
-                Unusable(format!("invalid --fallback-role `{}`: {e}\n  = help: {}", Escaped(text), e.help()))
-            })?),
+            Some(text) => Some(
+                RoleArn::parse(text)
+                    .map_err(|e| Unusable(format!("invalid --fallback-role `{}`: {e}; {}", Escaped(text), e.help())))?,
+            ),
         };
         let prefix_match = match self.prefix_match {
             PrefixMatchArg::String => PrefixMatch::String,
             PrefixMatchArg::Segment => PrefixMatch::Segment,
         };
-        Ok(ResolverOptions { prefix_match, globs: self.globs, fallback_role })
+        Ok(ResolverOptions::new()
+            .with_prefix_match(prefix_match)
+            .with_globs(self.globs)
+            .with_fallback_role(fallback_role))
     }
 
     fn display_name(&self) -> &str {
@@ -300,7 +293,16 @@ fn open(file: &str) -> Result<Box<dyn BufRead>, Unusable> {
 /// document, so that a huge file is rejected (by `check`, or by [`read_cases`]) without being read into
 /// memory.
 fn read_config_bytes(file: &str) -> Result<Vec<u8>, Unusable> {
-    emrfs_rolemap::config::read_document(open(file)?).map_err(|e| cannot_read(file, &e))
+    SecurityConfiguration::read_bytes(open(file)?).map_err(|e| cannot_read(file, &e))
+}
+
+/// Refuses a second input (`flag`, such as `--requests`) that would read standard input with the
+/// configuration.
+fn distinct_inputs(config: &ConfigArgs, flag: &str, input: Option<&str>) -> Result<(), Unusable> {
+    if input == Some("-") && config.config == "-" {
+        return Err(Unusable(format!("--config and {flag} cannot both read standard input")));
+    }
+    Ok(())
 }
 
 /// `cannot read `FILE`: ERROR`.
@@ -308,14 +310,15 @@ fn cannot_read(file: &str, error: &io::Error) -> Unusable {
     Unusable(format!("cannot read `{}`: {error}", Escaped(file)))
 }
 
-/// Reads a cases file, which may be as large as a configuration ([`MAX_DOCUMENT_BYTES`]) and no larger.
+/// Reads a cases file, which may be as large as a configuration ([`SecurityConfiguration::MAX_BYTES`])
+/// and no larger.
 fn read_cases(file: &str) -> Result<String, Unusable> {
     let bytes = read_config_bytes(file)?;
-    if bytes.len() > MAX_DOCUMENT_BYTES {
+    if bytes.len() > SecurityConfiguration::MAX_BYTES {
         return Err(Unusable(format!(
             "the cases file `{}` is larger than the {} MiB accepted (the limit of configurations)",
             Escaped(file),
-            MAX_DOCUMENT_BYTES >> 20
+            SecurityConfiguration::MAX_BYTES >> 20
         )));
     }
     String::from_utf8(bytes).map_err(|e| {
@@ -324,9 +327,8 @@ fn read_cases(file: &str) -> Result<String, Unusable> {
     })
 }
 
-/// Reads, checks and compiles the configuration; any error makes the input unusable.
-fn load(args: &ConfigArgs) -> Result<Resolver, Unusable> {
-    let options = args.options()?;
+/// Reads, checks and compiles the configuration with `options`; any error makes the input unusable.
+fn load(args: &ConfigArgs, options: ResolverOptions) -> Result<Resolver, Unusable> {
     let config = usable(&read_config_bytes(&args.config)?, &options, args.display_name())?;
     Ok(ResolverBuilder::with_options(options).build(&config)?)
 }
@@ -355,29 +357,22 @@ fn check_command(
         checked.diagnostics.push(mismatch);
     }
     let diagnostics = &checked.diagnostics;
-    let mut out = io::stdout().lock();
-    match format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, diagnostics.as_slice())?;
-            writeln!(out)?;
+    print(format, &diagnostics.as_slice(), |out| {
+        write!(out, "{}", diagnostics.render(args.display_name()))?;
+        let (errors, warnings, notes) =
+            (diagnostics.error_count(), diagnostics.count(Severity::Warning), diagnostics.count(Severity::Note));
+        let counts = format!("{warnings} warning(s), {notes} note(s)");
+        match &checked.config {
+            Some(config) if errors == 0 => writeln!(
+                out,
+                "{}: ok, {} role mapping(s), {} identifier(s), {counts}",
+                Escaped(args.display_name()),
+                config.mappings().len(),
+                config.identifier_count(),
+            ),
+            _ => writeln!(out, "{}: {errors} error(s), {counts}", Escaped(args.display_name())),
         }
-        Format::Text => {
-            write!(out, "{}", diagnostics.render(args.display_name()))?;
-            let (errors, warnings, notes) =
-                (diagnostics.error_count(), diagnostics.count(Severity::Warning), diagnostics.count(Severity::Note));
-            let counts = format!("{warnings} warning(s), {notes} note(s)");
-            match &checked.config {
-                Some(config) if errors == 0 => writeln!(
-                    out,
-                    "{}: ok, {} role mapping(s), {} identifier(s), {counts}",
-                    Escaped(args.display_name()),
-                    config.mappings().len(),
-                    config.identifier_count(),
-                )?,
-                _ => writeln!(out, "{}: {errors} error(s), {counts}", Escaped(args.display_name()))?,
-            }
-        }
-    }
+    })?;
     let failed = diagnostics.error_count() > 0 || (deny_warnings && diagnostics.count(Severity::Warning) > 0);
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
@@ -387,22 +382,17 @@ fn check_command(
 fn resolve_batch(resolver: &Resolver, input: Box<dyn BufRead>) -> Result<ExitCode, Unusable> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut failed = false;
-    let mut lines = RequestLines::new(input);
-    while let Some(line) = lines.next_line()? {
-        let outcome = match line.text.map(std::str::from_utf8) {
-            Err(too_long) => Err(too_long.to_string()),
-            Ok(Err(e)) => Err(format!("the line is not valid UTF-8 (byte {} of the line)", e.valid_up_to() + 1)),
-            Ok(Ok(line)) if line.trim().is_empty() => continue,
-            Ok(Ok(line)) => RequestSpec::from_json(line.as_bytes()).and_then(|spec| {
-                let request = spec.request().map_err(|e| format!("invalid path: {e}"))?;
-                serde_json::to_string(&resolver.resolve(&request)).map_err(|e| e.to_string())
-            }),
-        };
+    for line in RequestLines::new(input) {
+        let (number, spec) = line?;
+        let outcome = spec.and_then(|spec| {
+            let request = spec.request().map_err(|e| format!("invalid path: {e}"))?;
+            serde_json::to_string(&resolver.resolve(&request)).map_err(|e| e.to_string())
+        });
         match outcome {
             Ok(json) => writeln!(out, "{json}")?,
             Err(message) => {
                 failed = true;
-                let error = serde_json::json!({"error": {"line": line.number, "message": message}});
+                let error = serde_json::json!({"error": {"line": number, "message": message}});
                 writeln!(out, "{error}")?;
             }
         }
@@ -411,7 +401,7 @@ fn resolve_batch(resolver: &Resolver, input: Box<dyn BufRead>) -> Result<ExitCod
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-/// Prints `value` as pretty JSON or through `text`.
+/// Prints `value` as pretty JSON or through `text`: the one output path of the commands that have both.
 fn print<T: serde::Serialize>(
     format: Format,
     value: &T,

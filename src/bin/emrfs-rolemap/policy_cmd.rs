@@ -6,9 +6,8 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use emrfs_rolemap::diagnostics::Escaped;
-use emrfs_rolemap::policy::{self, ClusterRoles, InstanceProfileArn, PolicyDocument};
-use emrfs_rolemap::{Diagnostic, ResolverOptions, RoleArn, SecurityConfiguration};
+use emrfs_rolemap::policy::{ClusterRoles, InstanceProfileArn, PolicyDocument};
+use emrfs_rolemap::{Diagnostic, Escaped, ResolverOptions, RoleArn, SecurityConfiguration};
 
 use crate::{Format, Unusable, read_config_bytes, usable};
 
@@ -76,16 +75,16 @@ impl InstanceProfileArgs {
             return Ok(Vec::new());
         };
         let profile = InstanceProfileArn::parse(profile).map_err(|e| {
-            Unusable(format!("invalid --instance-profile `{}`: {e}\n  = help: {}", Escaped(profile), e.help()))
+            let help = e.help().map(|h| format!("; {h}")).unwrap_or_default();
+            Unusable(format!("invalid --instance-profile `{}`: {e}{help}", Escaped(profile)))
         })?;
         let role = role_arn("--instance-profile-role", role)?;
-        Ok(policy::instance_profile_mismatches(&profile, &role))
+        Ok(profile.mismatches(&role))
     }
 }
 
 fn role_arn(flag: &str, text: &str) -> Result<RoleArn, Unusable> {
-    RoleArn::parse(text)
-        .map_err(|e| Unusable(format!("invalid {flag} `{}`: {e}\n  = help: {}", Escaped(text), e.help())))
+    RoleArn::parse(text).map_err(|e| Unusable(format!("invalid {flag} `{}`: {e}; {}", Escaped(text), e.help())))
 }
 
 /// Reads a configuration that must have no errors (warnings do not matter to its policies).
@@ -99,7 +98,7 @@ pub(crate) fn run(command: PolicyCommand) -> Result<ExitCode, Unusable> {
         PolicyCommand::Trust { config, instance_profile_role, source_identity, format } => {
             let role = role_arn("--instance-profile-role", &instance_profile_role)?;
             let config = configuration(&config)?;
-            let policies = policy::trust_policies(&config, &role, source_identity)?;
+            let policies = PolicyDocument::trust(&config, &role, source_identity)?;
             match format {
                 Format::Json => {
                     // Documents serialize field by field, so `Version` stays first whatever the map type.
@@ -118,15 +117,15 @@ pub(crate) fn run(command: PolicyCommand) -> Result<ExitCode, Unusable> {
         }
         PolicyCommand::Assume { config, source_identity, format } => {
             let config = configuration(&config)?;
-            let document = policy::assume_policy(&config, source_identity);
-            let roles = document.statements.first().map_or(0, |s| s.resource.len());
+            let document = PolicyDocument::assume(&config, source_identity);
+            let roles = document.resources().count();
             let header =
                 format!("identity policy of the instance-profile role: AssumeRole on the {roles} mapped role(s)");
             print(&mut out, format, &header, &document)?;
         }
         PolicyCommand::PassRole { service_role, ec2_role, autoscaling_role, account, format } => {
             let roles = ClusterRoles { service_role, ec2_role, autoscaling_role, account };
-            let document = policy::pass_role_policy(&roles)?;
+            let document = PolicyDocument::pass_role(&roles)?;
             let header = "inline policy of cluster creators: PassRole on the cluster's roles, to their services only";
             print(&mut out, format, header, &document)?;
         }

@@ -14,15 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use emrfs_rolemap::credentials::sts::StsSource;
-use emrfs_rolemap::credentials::{Broker, CacheConfig, CredentialCache};
-use emrfs_rolemap::diagnostics::Escaped;
-use emrfs_rolemap::server::files::FileCheck;
-use emrfs_rolemap::server::peer::BearerToken;
-use emrfs_rolemap::server::store::ConfigStore;
-use emrfs_rolemap::server::{FallbackCredentials, Listener, Server, ServerOptions, run_until_signalled};
+use emrfs_rolemap::Escaped;
+use emrfs_rolemap::credentials::{Broker, CacheConfig, CredentialCache, SettingsError, StsSource};
+use emrfs_rolemap::server::{
+    BearerToken, ConfigStore, FallbackCredentials, FileCheck, Listener, Server, ServerOptions, run_until_signalled,
+};
 
-use super::credentials_cmd::StsArgs;
+use super::credentials_cmd::{StsArgs, runtime};
 use super::{ConfigArgs, Unusable};
 
 /// The address used when neither --listen nor --socket is given.
@@ -62,56 +60,87 @@ pub struct ServeArgs {
     #[arg(long)]
     insecure_files: bool,
     /// How long the OS's user name and groups of a uid are reused, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value = "300", value_parser = parse_seconds)]
-    group_cache_ttl: Duration,
+    #[arg(long, value_name = "SECONDS", default_value_t = Seconds(ServerOptions::DEFAULT_IDENTITY_TTL), value_parser = Seconds::any)]
+    group_cache_ttl: Seconds,
     /// Seconds a request waits for the OS's user and group databases (NSS) before 503.
-    #[arg(long, value_name = "SECONDS", default_value = "2", value_parser = parse_positive_seconds)]
-    identity_lookup_timeout: Duration,
+    #[arg(long, value_name = "SECONDS", default_value_t = Seconds(ServerOptions::DEFAULT_IDENTITY_TIMEOUT), value_parser = Seconds::positive)]
+    identity_lookup_timeout: Seconds,
     /// The largest request body, in bytes; larger bodies get 413.
-    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    #[arg(long, value_name = "BYTES", default_value_t = ServerOptions::DEFAULT_BODY_LIMIT)]
     body_limit: usize,
     /// Seconds a client may take to send a request head (also the keep-alive idle time).
-    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_positive_seconds)]
-    header_timeout: Duration,
+    #[arg(long, value_name = "SECONDS", default_value_t = Seconds(ServerOptions::DEFAULT_HEADER_TIMEOUT), value_parser = Seconds::positive)]
+    header_timeout: Seconds,
     /// Seconds a client may take to send a request body; then 408.
-    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_positive_seconds)]
-    body_timeout: Duration,
+    #[arg(long, value_name = "SECONDS", default_value_t = Seconds(ServerOptions::DEFAULT_BODY_TIMEOUT), value_parser = Seconds::positive)]
+    body_timeout: Seconds,
     /// Seconds a request may take in all, STS included; then 504.
-    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_positive_seconds)]
-    request_timeout: Duration,
+    #[arg(long, value_name = "SECONDS", default_value_t = Seconds(ServerOptions::DEFAULT_REQUEST_TIMEOUT), value_parser = Seconds::positive)]
+    request_timeout: Seconds,
     /// Seconds to wait for requests in flight after SIGTERM.
-    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
-    drain_timeout: Duration,
+    #[arg(long, value_name = "SECONDS", default_value_t = Seconds(ServerOptions::DEFAULT_DRAIN_TIMEOUT), value_parser = Seconds::any)]
+    drain_timeout: Seconds,
     /// Connections served at once on each listener kind (TCP and the Unix socket each have this many);
-    /// lowered at start to what the process may open.
-    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
-    max_connections: u32,
+    /// when full, the connection idle the longest makes room; lowered at start to what the process
+    /// may open.
+    #[arg(long, value_name = "N", default_value_t = ServerOptions::DEFAULT_MAX_CONNECTIONS, value_parser = at_least_one)]
+    max_connections: usize,
     /// Connections one uid may hold open on the Unix socket (root and --allow-uid exempt); more get 429.
-    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
-    max_connections_per_uid: u32,
+    #[arg(long, value_name = "N", default_value_t = ServerOptions::DEFAULT_MAX_CONNECTIONS_PER_UID, value_parser = at_least_one)]
+    max_connections_per_uid: usize,
     /// Seconds an answer may take to leave once the client stops reading (the whole answer, not each
     /// write); then the connection is closed.
-    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_positive_seconds)]
-    write_timeout: Duration,
+    #[arg(long, value_name = "SECONDS", default_value_t = Seconds(ServerOptions::DEFAULT_WRITE_TIMEOUT), value_parser = Seconds::positive)]
+    write_timeout: Seconds,
     /// Seconds between checks of the configuration file for changes; 0 reloads on SIGHUP only.
-    #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = parse_seconds)]
-    watch_interval: Duration,
+    #[arg(long, value_name = "SECONDS", default_value_t = Seconds(ServerOptions::DEFAULT_WATCH_INTERVAL), value_parser = Seconds::any)]
+    watch_interval: Seconds,
     /// The most credentials the cache keeps (one per role, session name and source identity); the
-    /// least recently used go first. Default: the library's (10,000).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    cache_max_entries: Option<u32>,
+    /// least recently used go first.
+    #[arg(long, value_name = "N", default_value_t = CacheConfig::DEFAULT_MAX_ENTRIES, value_parser = at_least_one)]
+    cache_max_entries: usize,
     /// Seconds before expiry at which cached credentials are refreshed in the background; shorter than
-    /// --duration. Default: the library's (300).
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
-    cache_refresh_before: Option<Duration>,
-    /// After a failed refresh, cached credentials are still served while they have more than this many
-    /// seconds left; then the request fails. Default: the library's (60).
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
-    cache_stale_min_remaining: Option<Duration>,
-    /// Seconds an STS AccessDenied is remembered before the role is asked again. Default: the
-    /// library's (30).
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
-    cache_access_denied_ttl: Option<Duration>,
+    /// --duration.
+    #[arg(long, value_name = "SECONDS", default_value_t = Seconds(CacheConfig::DEFAULT_REFRESH_BEFORE_EXPIRY), value_parser = Seconds::any)]
+    cache_refresh_before: Seconds,
+    /// After a transient failure of their refresh, cached credentials are still served while they have
+    /// more than this many seconds left; then the request fails.
+    #[arg(long, value_name = "SECONDS", default_value_t = Seconds(CacheConfig::DEFAULT_STALE_MIN_REMAINING), value_parser = Seconds::any)]
+    cache_stale_min_remaining: Seconds,
+    /// Seconds an STS AccessDenied is remembered before the role is asked again.
+    #[arg(long, value_name = "SECONDS", default_value_t = Seconds(CacheConfig::DEFAULT_ACCESS_DENIED_TTL), value_parser = Seconds::any)]
+    cache_access_denied_ttl: Seconds,
+}
+
+/// A number of seconds on the command line (fractions allowed, at most a day), shown in seconds.
+#[derive(Clone, Copy)]
+struct Seconds(Duration);
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.as_secs_f64())
+    }
+}
+
+impl Seconds {
+    fn any(text: &str) -> Result<Seconds, String> {
+        text.parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 86_400.0)
+            .map(|s| Seconds(Duration::from_secs_f64(s)))
+            .ok_or_else(|| format!("`{text}` is not a number of seconds between 0 and 86400"))
+    }
+
+    fn positive(text: &str) -> Result<Seconds, String> {
+        Self::any(text)
+            .ok()
+            .filter(|s| s.0.as_millis() >= 1)
+            .ok_or_else(|| format!("`{text}` is not a number of seconds between 0.001 and 86400"))
+    }
+}
+
+fn at_least_one(text: &str) -> Result<usize, String> {
+    text.parse().ok().filter(|n| *n >= 1).ok_or_else(|| format!("`{text}` is not a whole number of at least 1"))
 }
 
 /// `--fallback-credentials`.
@@ -126,24 +155,21 @@ impl ServeArgs {
         if self.insecure_files { FileCheck::WarnOnly } else { FileCheck::Enforce }
     }
 
-    /// The credential cache's configuration; its refresh margin must leave the session some life.
+    /// The credential cache's configuration, checked for sessions of `duration_seconds`.
     fn cache_config(&self, duration_seconds: u32) -> Result<CacheConfig, Unusable> {
-        let defaults = CacheConfig::default();
-        let config = CacheConfig {
-            max_entries: self.cache_max_entries.map_or(defaults.max_entries, |n| n as usize),
-            refresh_before_expiry: self.cache_refresh_before.unwrap_or(defaults.refresh_before_expiry),
-            stale_min_remaining: self.cache_stale_min_remaining.unwrap_or(defaults.stale_min_remaining),
-            access_denied_ttl: self.cache_access_denied_ttl.unwrap_or(defaults.access_denied_ttl),
-            ..defaults
-        };
-        if config.refresh_before_expiry >= Duration::from_secs(u64::from(duration_seconds)) {
-            return Err(Unusable(format!(
-                "--cache-refresh-before ({} s) must be shorter than the session --duration ({} s), or every \
-                 request would refresh its credentials",
-                config.refresh_before_expiry.as_secs_f64(),
-                duration_seconds
-            )));
-        }
+        let mut config = CacheConfig::default();
+        config.max_entries = self.cache_max_entries;
+        config.refresh_before_expiry = self.cache_refresh_before.0;
+        config.stale_min_remaining = self.cache_stale_min_remaining.0;
+        config.access_denied_ttl = self.cache_access_denied_ttl.0;
+        config.validate(duration_seconds).map_err(|e| match e {
+            SettingsError::RefreshWindow { refresh_before, duration_seconds } => Unusable(format!(
+                "--cache-refresh-before ({} s) must be shorter than the session --duration ({duration_seconds} s), or \
+                 every request would refresh its credentials",
+                refresh_before.as_secs_f64()
+            )),
+            other => Unusable(other.to_string()),
+        })?;
         Ok(config)
     }
 }
@@ -153,21 +179,6 @@ fn parse_mode(text: &str) -> Result<u32, String> {
         .ok()
         .filter(|mode| *mode <= 0o777)
         .ok_or_else(|| format!("`{text}` is not an octal permission mode such as 666 or 660"))
-}
-
-fn parse_seconds(text: &str) -> Result<Duration, String> {
-    text.parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 86_400.0)
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| format!("`{text}` is not a number of seconds between 0 and 86400"))
-}
-
-fn parse_positive_seconds(text: &str) -> Result<Duration, String> {
-    parse_seconds(text)
-        .ok()
-        .filter(|d| d.as_millis() >= 1)
-        .ok_or_else(|| format!("`{text}` is not a number of seconds between 0.001 and 86400"))
 }
 
 /// Checks everything the user can get wrong, loads the configuration, then serves until SIGTERM.
@@ -189,46 +200,35 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Unusable> {
              and the credentials cross the network in clear; keep TCP on 127.0.0.1 or ::1, or put TLS in front"
         );
     }
-    let token = match (&args.token_file, listen) {
-        (Some(file), _) => Some(BearerToken::from_file(file, args.file_check())?),
-        (None, Some(address)) => {
-            return Err(Unusable(format!(
-                "listening on TCP {address} needs --token-file FILE (a bearer token of at least 16 characters, \
-                 e.g. from `openssl rand -hex 32`); or give only --socket PATH"
-            )));
-        }
-        (None, None) => None,
+    Listener::check_set(listen.is_some(), args.socket.is_some(), args.token_file.is_some())?;
+    let token = args.token_file.as_deref().map(|file| BearerToken::from_file(file, args.file_check())).transpose()?;
+    let mut options = ServerOptions::default();
+    options.body_limit = args.body_limit;
+    options.header_timeout = args.header_timeout.0;
+    options.body_timeout = args.body_timeout.0;
+    options.request_timeout = args.request_timeout.0;
+    options.max_connections = args.max_connections;
+    options.max_connections_per_uid = args.max_connections_per_uid;
+    options.write_timeout = args.write_timeout.0;
+    options.drain_timeout = args.drain_timeout.0;
+    options.watch_interval = Some(args.watch_interval.0).filter(|i| !i.is_zero());
+    options.allowed_uids = args.allow_uid.clone();
+    options.identity_ttl = args.group_cache_ttl.0;
+    options.identity_timeout = args.identity_lookup_timeout.0;
+    options.fallback_credentials = match args.fallback_credentials {
+        FallbackArg::Refuse => FallbackCredentials::Refuse,
+        FallbackArg::Trusted => FallbackCredentials::Trusted,
     };
-    let options = ServerOptions {
-        body_limit: args.body_limit,
-        header_timeout: args.header_timeout,
-        body_timeout: args.body_timeout,
-        request_timeout: args.request_timeout,
-        max_connections: args.max_connections as usize,
-        max_connections_per_uid: args.max_connections_per_uid as usize,
-        write_timeout: args.write_timeout,
-        drain_timeout: args.drain_timeout,
-        watch_interval: Some(args.watch_interval).filter(|i| !i.is_zero()),
-        allowed_uids: args.allow_uid.clone(),
-        identity_ttl: args.group_cache_ttl,
-        identity_timeout: args.identity_lookup_timeout,
-        fallback_credentials: match args.fallback_credentials {
-            FallbackArg::Refuse => FallbackCredentials::Refuse,
-            FallbackArg::Trusted => FallbackCredentials::Trusted,
-        },
-        file_check: args.file_check(),
-    };
-    let store = ConfigStore::open(&args.config.config, args.config.options()?, args.file_check())?;
+    options.file_check = args.file_check();
+    let store = ConfigStore::open(&args.config.config, args.config.options()?, args.file_check())
+        .map_err(|e| Unusable(e.report()))?;
     tracing::info!(
         "loaded `{}`: generation 1, {} role mapping(s)",
         Escaped(&args.config.config),
         store.current().resolver().config().mappings().len()
     );
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Unusable(format!("cannot start the async runtime: {e}")))?;
+    let runtime = runtime(tokio::runtime::Builder::new_multi_thread())?;
     let served = runtime.block_on(async {
         let source = StsSource::new(source_config).await?;
         let broker = Broker::new(CredentialCache::new(source, cache_config), settings)?;

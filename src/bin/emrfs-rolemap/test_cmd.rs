@@ -3,9 +3,8 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use emrfs_rolemap::Resolver;
 use emrfs_rolemap::cases::CaseFile;
-use emrfs_rolemap::diagnostics::Escaped;
+use emrfs_rolemap::{Escaped, Resolver};
 use serde_json::json;
 
 use crate::{TestFormat, Unusable};
@@ -36,7 +35,7 @@ pub(crate) fn run(resolver: &Resolver, file: &CaseFile, format: TestFormat) -> R
                 },
                 Ok(request) => {
                     let resolution = resolver.resolve(&request);
-                    let failures = case.expect.mismatches(&resolution);
+                    let failures = case.mismatches(&resolution);
                     let explanation = (!failures.is_empty()).then(|| {
                         let e = resolver.explain(&request);
                         (e.to_string(), serde_json::to_value(&e).unwrap_or_default())

@@ -509,8 +509,8 @@ mod tests {
     }
 
     fn path_trie_answers_as_the_plain_trie(buckets: usize) {
-        let mut rng = crate::synth::SplitMix64::new(11);
-        let word = |rng: &mut crate::synth::SplitMix64| -> String {
+        let mut rng = crate::rng::SplitMix64::new(11);
+        let word = |rng: &mut crate::rng::SplitMix64| -> String {
             match rng.below(4) {
                 0 => rng.below(1000).to_string(),
                 1 => format!("t-{}", rng.below(60)),

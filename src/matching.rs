@@ -1,4 +1,6 @@
-//! Glob identifiers (SEMANTICS §4), shared by the compiled and the reference resolver.
+//! The matching vocabulary (SEMANTICS §3 and §4): the kinds of identifiers, how a literal prefix
+//! matches a path in either [`PrefixMatch`] mode, and what glob identifiers mean. Validation, the lints,
+//! the compiled resolver, explanations and the reference resolver all take these rules from here.
 //!
 //! A `User` or `Group` glob must match the whole name. A `Prefix` glob is written against
 //! `BUCKET/KEY` (a bare `s3://bucket` is `bucket/`) and matches when it matches some prefix of the
@@ -6,11 +8,113 @@
 //! must end where a key segment ends: the glob followed by `*` when it ends in `/`, otherwise the glob
 //! itself or the glob followed by `/*`. `*` and `?` match any character, `/` included; `\` escapes.
 
-use globset::{Glob, GlobBuilder};
+use std::fmt;
 
-use super::PrefixMatch;
-use crate::config::IdentifierType;
+use globset::{Glob, GlobBuilder};
+use serde::Serialize;
+
 use crate::s3path::S3Path;
+
+/// The kind of identifiers a role mapping lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+pub enum IdentifierType {
+    /// Hadoop user names, matched exactly against the request's user.
+    User,
+    /// Hadoop group names, matched exactly against each of the request's groups.
+    Group,
+    /// S3 locations `s3://bucket[/key-prefix]`, matched against the request's path.
+    Prefix,
+}
+
+impl IdentifierType {
+    /// The spelling used in security configurations: `User`, `Group` or `Prefix`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentifierType::User => "User",
+            IdentifierType::Group => "Group",
+            IdentifierType::Prefix => "Prefix",
+        }
+    }
+}
+
+impl fmt::Display for IdentifierType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a literal `Prefix` identifier matches a key (SEMANTICS §3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum PrefixMatch {
+    /// Plain string prefix, as EMRFS does: `s3://b/abc` matches `s3://b/abcdef`.
+    #[default]
+    String,
+    /// Whole key segments only: `s3://b/abc` matches `abc` and `abc/...`, not `abcdef`.
+    Segment,
+}
+
+/// Why a literal `Prefix` identifier does not match a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PrefixMiss {
+    /// The buckets differ.
+    Bucket,
+    /// The key does not start with the identifier's key.
+    Key,
+    /// Segment mode: the key starts with the identifier's key, but not at a `/` boundary.
+    Boundary,
+}
+
+/// SEMANTICS §3 for a literal prefix: `None` when `prefix` matches `path` in `mode`, else why not.
+pub(crate) fn prefix_miss(prefix: &S3Path<'_>, path: &S3Path<'_>, mode: PrefixMatch) -> Option<PrefixMiss> {
+    let (k, key) = (prefix.key(), path.key());
+    if prefix.bucket() != path.bucket() {
+        Some(PrefixMiss::Bucket)
+    } else if !key.starts_with(k) {
+        Some(PrefixMiss::Key)
+    } else if mode == PrefixMatch::Segment
+        && !(k.is_empty() || key == k || k.ends_with('/') || key[k.len()..].starts_with('/'))
+    {
+        Some(PrefixMiss::Boundary)
+    } else {
+        None
+    }
+}
+
+/// A glob identifier compiled for one [`PrefixMatch`] mode: the globs whose union is its meaning
+/// ([`compile`]), and their matchers. Compiled once, when the configuration is validated.
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledGlob {
+    globs: Vec<Glob>,
+    matchers: Vec<globset::GlobMatcher>,
+}
+
+impl PartialEq for CompiledGlob {
+    /// The same globs (the matchers follow from them).
+    fn eq(&self, other: &Self) -> bool {
+        self.globs == other.globs
+    }
+}
+
+impl Eq for CompiledGlob {}
+
+impl CompiledGlob {
+    /// Compiles `identifier` of `kind` for `mode`; fails when it is not a valid glob.
+    pub(crate) fn new(identifier: &str, kind: IdentifierType, mode: PrefixMatch) -> Result<Self, globset::Error> {
+        let globs = compile(identifier, kind, mode)?;
+        let matchers = globs.iter().map(Glob::compile_matcher).collect();
+        Ok(CompiledGlob { globs, matchers })
+    }
+
+    /// The globs, for a set that tests many at once.
+    pub(crate) fn globs(&self) -> &[Glob] {
+        &self.globs
+    }
+
+    /// Whether it matches `candidate`: a name, or for a `Prefix` identifier the request's `BUCKET/KEY`.
+    pub(crate) fn is_match(&self, candidate: &globset::Candidate<'_>) -> bool {
+        self.matchers.iter().any(|m| m.is_match_candidate(candidate))
+    }
+}
 
 /// The characters that make an identifier a glob when globs are enabled.
 pub(crate) const GLOB_CHARS: [char; 4] = ['*', '?', '[', '{'];

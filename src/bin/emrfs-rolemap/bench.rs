@@ -9,8 +9,8 @@
 //! - the *limit* baseline: one lookup of the whole path string in a `HashMap` of N keys (N = mappings),
 //!   roughly the least any exact resolver must do;
 //! - compile time: parse, validate and build, from the document's bytes;
-//! - resolver memory: the live heap bytes that building the resolver adds, when the caller can count
-//!   them (a counting global allocator, as the CLI has), otherwise the compiled tables' own estimate.
+//! - resolver memory: the heap bytes that building the resolver leaves allocated, when the caller can
+//!   count them (the CLI's counting allocator), otherwise the compiled tables' own estimate.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -18,13 +18,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::compile::{BuildError, ResolverBuilder, ResolverOptions};
-use crate::diagnostics::{Diagnostics, Escaped};
-use crate::reference::ReferenceResolver;
-use crate::resolve::{Request, RequestSpec};
-use crate::s3path::S3PathError;
-use crate::synth::RequestGenerator;
-use crate::validate::check_errors;
+use emrfs_rolemap::synth::RequestGenerator;
+use emrfs_rolemap::{
+    BuildError, Diagnostics, Escaped, ReferenceResolver, Request, RequestSpec, ResolverBuilder, ResolverOptions,
+    S3PathError, SecurityConfiguration,
+};
 
 /// The fewest samples taken of any measurement, whatever the time budget.
 pub const MIN_SAMPLES: usize = 3;
@@ -40,6 +38,9 @@ const MIN_BATCH_TIME: Duration = Duration::from_micros(50);
 
 /// The most calls in one batch.
 const MAX_BATCH: usize = 1_000;
+
+/// Runs the work it is handed and returns the heap bytes the work left allocated.
+pub type Counter<'a> = &'a dyn Fn(&mut dyn FnMut()) -> isize;
 
 /// What to measure and for how long.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,13 +135,14 @@ struct Summary {
 /// Benchmarks the configuration `bytes` on `requests` (or on [`SYNTHESISED_REQUESTS`] requests
 /// synthesised from its identifiers when `None`).
 ///
-/// `live_bytes`, when given, returns the heap bytes in use (a counting allocator) and makes the
-/// memory figure a count. `progress` is called with the fraction done, from 0 to 1.
+/// `counter`, when given, runs what it is handed and returns the heap bytes it left allocated (a
+/// counting allocator), which makes the memory figure a count. `progress` is called with the fraction
+/// done, from 0 to 1.
 pub fn run(
     bytes: &[u8],
     requests: Option<&[RequestSpec]>,
     settings: &BenchSettings,
-    live_bytes: Option<&dyn Fn() -> usize>,
+    counter: Option<Counter<'_>>,
     progress: &mut dyn FnMut(f64),
 ) -> Result<BenchReport, BenchError> {
     let budget = Duration::from_secs_f64(settings.seconds.max(0.0));
@@ -152,11 +154,7 @@ pub fn run(
     let compile_start = Instant::now();
     let (config, resolver) = loop {
         let start = Instant::now();
-        let checked = check_errors(bytes, &settings.options);
-        let config = match checked.config {
-            Some(config) if checked.diagnostics.error_count() == 0 => config,
-            _ => return Err(BenchError::Config(checked.diagnostics)),
-        };
+        let config = SecurityConfiguration::from_slice_with(bytes, &settings.options).map_err(BenchError::Config)?;
         let resolver = builder.build(&config)?;
         compile_times.push(start.elapsed().as_secs_f64() * 1e3);
         if compile_times.len() >= MIN_SAMPLES || compile_start.elapsed() >= budget.mul_f64(0.1) {
@@ -166,11 +164,12 @@ pub fn run(
     let compile_ms = median(&mut compile_times);
     drop(resolver);
 
-    let (memory_bytes, resolver) = match live_bytes {
-        Some(live) => {
-            let before = live();
-            let resolver = builder.build(&config)?;
-            (live().saturating_sub(before), resolver)
+    let (memory_bytes, resolver) = match counter {
+        Some(count) => {
+            let mut built = None;
+            let bytes = count(&mut || built = Some(builder.build(&config)));
+            let resolver = built.unwrap_or_else(|| builder.build(&config))?;
+            (usize::try_from(bytes).unwrap_or(0), resolver)
         }
         None => {
             let resolver = builder.build(&config)?;
@@ -245,7 +244,7 @@ pub fn run(
         baseline_ratio: compiled.median / baseline.median,
         compile_ms,
         memory_bytes,
-        memory_counted: live_bytes.is_some(),
+        memory_counted: counter.is_some(),
         bytes_per_identifier: memory_bytes.saturating_sub(identifier_bytes) as f64 / identifiers.max(1) as f64,
     })
 }
@@ -289,7 +288,7 @@ fn median(values: &mut [f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth;
+    use emrfs_rolemap::synth;
 
     fn quick() -> BenchSettings {
         BenchSettings { seconds: 0.05, ..BenchSettings::default() }
@@ -324,12 +323,16 @@ mod tests {
     #[test]
     fn given_requests_and_a_counter_are_used() {
         let corpus = synth::corpus(50, 8, 4).unwrap();
-        let specs: Vec<RequestSpec> = corpus.requests_jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        let counter = || 12_345;
+        let specs: Vec<RequestSpec> =
+            corpus.requests_jsonl.lines().map(|l| RequestSpec::from_json(l.as_bytes()).unwrap()).collect();
+        let counter = |work: &mut dyn FnMut()| {
+            work();
+            12_345
+        };
         let report = run(corpus.config.as_bytes(), Some(&specs), &quick(), Some(&counter), &mut |_| ()).unwrap();
         assert_eq!(report.requests, 8);
         assert!(!report.requests_synthesised && report.memory_counted);
-        assert_eq!(report.memory_bytes, 0, "the counter did not move");
+        assert_eq!(report.memory_bytes, 12_345, "the counter's figure");
     }
 
     #[test]

@@ -1,59 +1,29 @@
-//! Every semantic check of a security configuration, reported together.
+//! Building the model of a security configuration, with every error found on the way.
 //!
-//! [`check`] reads bytes through the positioned JSON parser, recognises the form of the document,
+//! [`build`] reads bytes through the positioned JSON parser, recognises the form of the document,
 //! walks to `RoleMappings` and checks each mapping, collecting one [`Diagnostic`] per problem with its
 //! JSON pointer, line and column. Nothing stops at the first error: a user fixes a file in one pass.
-//! A configuration without errors then gets the warnings and notes of the lints (`lint.rs`): shadowed
-//! identifiers and mappings, duplicates, prefix boundaries, bucket names and suspicious names.
+//! With globs on, each glob identifier is compiled here, once, and kept in the model. The lints of
+//! [`crate::check`] add warnings and notes to a configuration without errors.
 
-use crate::compile::{ResolverOptions, glob};
-use crate::config::json::{self, Member, Node, Value, push_pointer_token};
-use crate::config::{
-    Identifier, IdentifierType, InputForm, MAX_DOCUMENT_BYTES, RoleArn, RoleMapping, SecurityConfiguration,
+use super::json::{self, Member, Node, Value, push_pointer_token};
+use super::{
+    CompiledGlobs, Identifier, IdentifierType, InputForm, MAX_DOCUMENT_BYTES, ResolverOptions, RoleArn, RoleMapping,
+    SecurityConfiguration,
 };
 use crate::diagnostics::{Code, Diagnostic, Diagnostics, Location, Locator, Severity};
+use crate::matching::{CompiledGlob, is_glob};
 use crate::s3path::S3Path;
+use std::sync::Arc;
 
 /// The keys of one role mapping, all required.
 const MAPPING_KEYS: [&str; 3] = ["Role", "IdentifierType", "Identifiers"];
 const IDENTIFIER_TYPES: [&str; 3] = ["User", "Group", "Prefix"];
 const ACCEPTED_FORMS: &str = "a security configuration (`{\"AuthorizationConfiguration\": {\"EmrFsConfiguration\": {\"RoleMappings\": [...]}}}`), the output of `aws emr describe-security-configuration`, `{\"EmrFsConfiguration\": {...}}` or `{\"RoleMappings\": [...]}`";
 
-/// The outcome of checking a document: all diagnostics, and the configuration when there is no error.
-#[derive(Debug, Clone)]
-pub struct Checked {
-    /// The configuration, present exactly when `diagnostics` holds no error.
-    pub config: Option<SecurityConfiguration>,
-    /// Every error, warning and note, in source order.
-    pub diagnostics: Diagnostics,
-}
-
-/// Checks a security configuration, reporting every problem at once.
-///
-/// With [`ResolverOptions::globs`] on, identifiers that hold glob characters must also be valid globs.
-/// A configuration without errors also gets warnings and notes, which depend on the prefix mode and the
-/// glob setting too (an identifier shadowed in one mode may decide in the other).
-/// Never fails: a document that cannot be used comes back with `config: None` and its errors.
-///
-/// ```
-/// let checked = emrfs_rolemap::check(br#"{"RoleMappings": [{"Role": "arn:aws:iam::123456789012:role/r",
-///     "IdentifierType": "user", "Identifiers": ["alice"]}]}"#, &Default::default());
-/// let error = checked.diagnostics.iter().next().unwrap();
-/// assert_eq!(error.code.as_str(), "unknown-identifier-type");
-/// assert_eq!(error.pointer, "/RoleMappings/0/IdentifierType");
-/// assert_eq!((error.line, error.column), (2, 23));
-/// assert!(error.help.contains("`User`"));
-/// ```
-pub fn check(bytes: &[u8], options: &ResolverOptions) -> Checked {
-    let mut checked = check_errors(bytes, options);
-    if let Some(config) = &checked.config {
-        checked.diagnostics.extend(crate::lint::lint(config, options));
-    }
-    checked
-}
-
-/// The errors of a document only, without the warnings and notes of the lints; what parsing needs.
-pub(crate) fn check_errors(bytes: &[u8], options: &ResolverOptions) -> Checked {
+/// Builds the model of the document in `bytes` for `options`: the configuration when there is no
+/// error, and every error found (the lints of [`crate::check`] add warnings and notes).
+pub(crate) fn build(bytes: &[u8], options: &ResolverOptions) -> (Option<SecurityConfiguration>, Diagnostics) {
     if bytes.len() > MAX_DOCUMENT_BYTES {
         let mut v = Validator::new("", None);
         v.error_at(
@@ -63,8 +33,7 @@ pub(crate) fn check_errors(bytes: &[u8], options: &ResolverOptions) -> Checked {
             0,
             "a security configuration is a few kilobytes; this is not one, or it holds far more mappings than EMR can use",
         );
-        let items = v.diagnostics;
-        return Checked { config: None, diagnostics: Diagnostics::new(items, String::new(), None) };
+        return (None, Diagnostics::new(v.diagnostics, String::new(), None));
     }
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
@@ -78,8 +47,7 @@ pub(crate) fn check_errors(bytes: &[u8], options: &ResolverOptions) -> Checked {
                 e.valid_up_to(),
                 "save the configuration as UTF-8; JSON documents must be UTF-8",
             );
-            let items = v.diagnostics;
-            return Checked { config: None, diagnostics: Diagnostics::new(items, lossy, None) };
+            return (None, Diagnostics::new(v.diagnostics, lossy, None));
         }
     };
     let mut outer = Validator::new(text, None);
@@ -117,18 +85,33 @@ struct Validator<'t> {
     locator: Locator<'t>,
     embedded_in: Option<String>,
     diagnostics: Vec<Diagnostic>,
+    /// The mapping being read, and the globs compiled so far, by mapping index and position.
+    mapping_index: usize,
+    globs: CompiledGlobs,
 }
 
 impl<'t> Validator<'t> {
     fn new(text: &'t str, embedded_in: Option<String>) -> Self {
-        Validator { text, locator: Locator::new(text), embedded_in, diagnostics: Vec::new() }
+        Validator {
+            text,
+            locator: Locator::new(text),
+            embedded_in,
+            diagnostics: Vec::new(),
+            mapping_index: 0,
+            globs: Vec::new(),
+        }
     }
 
-    fn finish(self, config: Option<SecurityConfiguration>, document: &str, embedded: Option<String>) -> Checked {
+    fn finish(
+        self,
+        config: Option<SecurityConfiguration>,
+        document: &str,
+        embedded: Option<String>,
+    ) -> (Option<SecurityConfiguration>, Diagnostics) {
         let mut diagnostics = Diagnostics::new(Vec::new(), document.to_owned(), embedded);
         diagnostics.extend(self.diagnostics);
         let config = config.filter(|_| diagnostics.error_count() == 0);
-        Checked { config, diagnostics }
+        (config, diagnostics)
     }
 
     fn location(&mut self, offset: usize) -> Location {
@@ -144,16 +127,9 @@ impl<'t> Validator<'t> {
         help: impl Into<String>,
     ) {
         let location = self.location(offset);
-        self.diagnostics.push(Diagnostic {
-            code,
-            severity: Severity::Error,
-            message: message.into(),
-            pointer: pointer.to_owned(),
-            line: location.line,
-            column: location.column,
-            help: help.into(),
-            embedded_in: self.embedded_in.clone(),
-        });
+        let error =
+            Diagnostic::new(code, Severity::Error, message, help).at(pointer, location, self.embedded_in.clone());
+        self.diagnostics.push(error);
     }
 
     fn wrong_type(&mut self, pointer: &str, node: &Node, expected: &str) {
@@ -262,28 +238,42 @@ impl<'t> Validator<'t> {
             push_pointer_token(&mut pointer, key);
         }
         let mappings = self.role_mappings(node, &pointer, options)?;
-        Some(SecurityConfiguration::new(form, pointer, self.embedded_in.clone(), mappings))
+        let globs = options.globs().then(|| (options.prefix_match(), std::mem::take(&mut self.globs)));
+        Some(SecurityConfiguration::new(form, pointer, self.embedded_in.clone(), mappings, globs))
     }
 
-    fn role_mappings(&mut self, node: &Node, pointer: &str, options: &ResolverOptions) -> Option<Vec<RoleMapping>> {
+    /// The items of `node` when it is an array of at least one; otherwise an error: `wrong-type`
+    /// naming `expected`, or the `(code, message, help)` of an empty array.
+    fn non_empty_array<'n>(
+        &mut self,
+        node: &'n Node,
+        pointer: &str,
+        expected: &str,
+        (code, message, help): (Code, &str, &str),
+    ) -> Option<&'n [Node]> {
         let Value::Array(items) = &node.value else {
-            self.wrong_type(pointer, node, "an array of role mappings");
+            self.wrong_type(pointer, node, expected);
             return None;
         };
         if items.is_empty() {
-            self.error_at(
-                Code::EmptyRoleMappings,
-                "`RoleMappings` is empty",
-                pointer,
-                node.offset,
-                "add at least one mapping such as `{\"Role\": \"arn:aws:iam::123456789012:role/NAME\", \"IdentifierType\": \"User\", \"Identifiers\": [\"alice\"]}`, or remove `EmrFsConfiguration`",
-            );
+            self.error_at(code, message, pointer, node.offset, help);
             return None;
         }
+        Some(items)
+    }
+
+    fn role_mappings(&mut self, node: &Node, pointer: &str, options: &ResolverOptions) -> Option<Vec<RoleMapping>> {
+        let empty = (
+            Code::EmptyRoleMappings,
+            "`RoleMappings` is empty",
+            "add at least one mapping such as `{\"Role\": \"arn:aws:iam::123456789012:role/NAME\", \"IdentifierType\": \"User\", \"Identifiers\": [\"alice\"]}`, or remove `EmrFsConfiguration`",
+        );
+        let items = self.non_empty_array(node, pointer, "an array of role mappings", empty)?;
         let mut mappings = Vec::with_capacity(items.len());
         let mut all_valid = true;
         for (index, item) in items.iter().enumerate() {
             let item_pointer = format!("{pointer}/{index}");
+            self.mapping_index = index;
             match self.role_mapping(item, &item_pointer, options) {
                 Some(mapping) => mappings.push(mapping),
                 None => all_valid = false,
@@ -404,26 +394,23 @@ impl<'t> Validator<'t> {
         kind: Option<IdentifierType>,
         options: &ResolverOptions,
     ) -> Option<Vec<Identifier>> {
-        let Value::Array(items) = &node.value else {
-            self.wrong_type(pointer, node, "an array of identifier strings");
-            return None;
-        };
-        if items.is_empty() {
-            self.error_at(
-                Code::EmptyIdentifiers,
-                "`Identifiers` is empty, so the mapping can never match",
-                pointer,
-                node.offset,
-                "list at least one identifier, or remove the mapping",
-            );
-            return None;
-        }
+        let empty = (
+            Code::EmptyIdentifiers,
+            "`Identifiers` is empty, so the mapping can never match",
+            "list at least one identifier, or remove the mapping",
+        );
+        let items = self.non_empty_array(node, pointer, "an array of identifier strings", empty)?;
         let mut identifiers = Vec::with_capacity(items.len());
         let mut valid = true;
         for (position, item) in items.iter().enumerate() {
             let item_pointer = format!("{pointer}/{position}");
             match self.identifier(item, &item_pointer, kind, options) {
-                Some(text) => identifiers.push(Identifier::new(text, self.location(item.offset))),
+                Some((text, glob)) => {
+                    identifiers.push(Identifier::new(text, self.location(item.offset)));
+                    if let Some(glob) = glob {
+                        self.globs.push((self.mapping_index, position, glob));
+                    }
+                }
                 None => valid = false,
             }
         }
@@ -436,7 +423,7 @@ impl<'t> Validator<'t> {
         pointer: &str,
         kind: Option<IdentifierType>,
         options: &ResolverOptions,
-    ) -> Option<String> {
+    ) -> Option<(String, Option<Arc<CompiledGlob>>)> {
         let Value::String(text) = &node.value else {
             self.wrong_type(pointer, node, "a string");
             return None;
@@ -483,21 +470,25 @@ impl<'t> Validator<'t> {
             );
             return None;
         }
-        if let Some(kind) = kind
-            && options.globs
-            && glob::is_glob(text)
-            && let Err(e) = glob::compile(text, kind, options.prefix_match)
-        {
-            self.error_at(
-                Code::InvalidGlob,
-                format!("the identifier `{text}` is not a valid glob: {}", e.kind()),
-                pointer,
-                node.offset,
-                "globs are enabled, so `*`, `?`, `[` and `{` are glob syntax; match a literal one with `[*]`, `[?]`, `[[]` or `[{]`",
-            );
-            return None;
-        }
-        Some(text.clone())
+        let glob = match kind {
+            Some(kind) if options.globs() && is_glob(text) => {
+                match CompiledGlob::new(text, kind, options.prefix_match()) {
+                    Ok(glob) => Some(Arc::new(glob)),
+                    Err(e) => {
+                        self.error_at(
+                        Code::InvalidGlob,
+                        format!("the identifier `{text}` is not a valid glob: {}", e.kind()),
+                        pointer,
+                        node.offset,
+                        "globs are enabled, so `*`, `?`, `[` and `{` are glob syntax; match a literal one with `[*]`, `[?]`, `[[]` or `[{]`",
+                    );
+                        return None;
+                    }
+                }
+            }
+            _ => None,
+        };
+        Some((text.clone(), glob))
     }
 }
 

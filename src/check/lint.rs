@@ -30,10 +30,10 @@ use std::borrow::Cow;
 use globset::{Candidate, GlobSet, GlobSetBuilder};
 use rustc_hash::FxHashMap;
 
-use crate::compile::trie::{NO_RANK, PrefixTrie};
-use crate::compile::{PrefixMatch, ResolverOptions, glob};
-use crate::config::{IdentifierType, SecurityConfiguration};
+use crate::config::{IdentifierType, ResolverOptions, SecurityConfiguration};
 use crate::diagnostics::{Code, Diagnostic, Escaped, Location, Severity, write_escaped};
+use crate::matching::{self as glob, PrefixMatch};
+use crate::trie::{NO_RANK, PrefixTrie};
 
 /// How many other mappings or prefixes a message lists before it says how many more there are.
 const LISTED: usize = 5;
@@ -41,7 +41,7 @@ const LISTED: usize = 5;
 /// Every warning and note about `config` under `options`, mapping by mapping, in source order.
 pub(crate) fn lint(config: &SecurityConfiguration, options: &ResolverOptions) -> Vec<Diagnostic> {
     let entries = entries(config, options);
-    let covers = covers(&entries, options);
+    let covers = covers(config, &entries, options);
     let duplicates = duplicates(&entries);
     let mut lints = Lints { config, items: Vec::new() };
     let mut first_rank = 0;
@@ -97,7 +97,7 @@ fn entries<'c>(config: &'c SecurityConfiguration, options: &ResolverOptions) -> 
         for (position, identifier) in m.identifiers().iter().enumerate() {
             let text = identifier.as_str();
             let kind = m.identifier_type();
-            let glob = options.globs && glob::is_glob(text);
+            let glob = options.globs() && glob::is_glob(text);
             let text_matched = match (kind, glob, identifier.s3_path()) {
                 (IdentifierType::Prefix, true, _) => Cow::Owned(glob::bucket_slash_key_pattern(text)),
                 (IdentifierType::Prefix, false, Some(path)) => {
@@ -152,11 +152,11 @@ fn duplicates(entries: &[Entry<'_>]) -> Vec<Option<usize>> {
 
 /// For each identifier, the smallest rank of an identifier proven to cover it (at most its own rank);
 /// empty when there are too many identifiers to rank.
-fn covers(entries: &[Entry<'_>], options: &ResolverOptions) -> Vec<usize> {
+fn covers(config: &SecurityConfiguration, entries: &[Entry<'_>], options: &ResolverOptions) -> Vec<usize> {
     if entries.len() >= NO_RANK as usize {
         return Vec::new();
     }
-    let segment = options.prefix_match == PrefixMatch::Segment;
+    let segment = options.prefix_match() == PrefixMatch::Segment;
     let mut first: FxHashMap<(IdentifierType, &str), usize> = FxHashMap::default();
     for (rank, e) in entries.iter().enumerate() {
         first.entry((e.kind, &e.text_matched)).or_insert(rank);
@@ -177,7 +177,7 @@ fn covers(entries: &[Entry<'_>], options: &ResolverOptions) -> Vec<usize> {
         .filter_map(|(rank, e)| Some((tagged(e.kind, e.text_matched.strip_suffix('*')?), rank as u32)))
         .collect();
     let stars = PrefixTrie::build(stars.iter().map(|(s, r)| (s.as_slice(), *r)));
-    let globs = GlobIndex::build(entries, options);
+    let globs = GlobIndex::build(config, entries, options);
     entries
         .iter()
         .enumerate()
@@ -255,19 +255,30 @@ struct GlobIndex {
 }
 
 impl GlobIndex {
-    fn build(entries: &[Entry<'_>], options: &ResolverOptions) -> GlobIndex {
+    /// The index of the glob identifiers of `config` among `entries` (one per identifier, in rank
+    /// order), from the globs compiled when the configuration was validated.
+    fn build(config: &SecurityConfiguration, entries: &[Entry<'_>], options: &ResolverOptions) -> GlobIndex {
         let mut builders: [(GlobSetBuilder, Vec<GlobPart>); 3] =
             std::array::from_fn(|_| (GlobSetBuilder::new(), Vec::new()));
-        for (rank, e) in entries.iter().enumerate().filter(|(_, e)| e.glob) {
-            let Ok(globs) = glob::compile(e.text, e.kind, options.prefix_match) else { continue };
+        let mut first_ranks = Vec::with_capacity(config.mappings().len());
+        let mut rank = 0;
+        for mapping in config.mappings() {
+            first_ranks.push(rank);
+            rank += mapping.identifiers().len();
+        }
+        // A configuration checked with these options has compiled its globs; if not, nothing is proved.
+        let _ = config.for_each_glob(options, |index, position, compiled| {
+            let rank = first_ranks[index] + position;
+            let e = &entries[rank];
+            let globs = compiled.globs();
             let parts: &[Part] = if globs.len() == 2 { &[Part::Exact, Part::Slash] } else { &[Part::Closed] };
             let starred = e.text_matched.ends_with('*') && !e.text_matched.ends_with("\\*");
             let (builder, type_parts) = &mut builders[e.kind as usize];
-            for (g, &part) in globs.into_iter().zip(parts) {
-                builder.add(g);
+            for (g, &part) in globs.iter().zip(parts) {
+                builder.add(g.clone());
                 type_parts.push(GlobPart { rank, part, starred });
             }
-        }
+        });
         // A set that does not build (too large) proves nothing: no glob is then counted as covering.
         let types = builders.map(|(builder, parts)| {
             if parts.is_empty() {
@@ -315,16 +326,8 @@ struct Lints<'c> {
 
 impl Lints<'_> {
     fn push(&mut self, code: Code, severity: Severity, pointer: String, at: Location, message: String, help: String) {
-        self.items.push(Diagnostic {
-            code,
-            severity,
-            message,
-            pointer,
-            line: at.line,
-            column: at.column,
-            help,
-            embedded_in: self.config.embedded_in().map(str::to_owned),
-        });
+        let embedded_in = self.config.embedded_in().map(str::to_owned);
+        self.items.push(Diagnostic::new(code, severity, message, help).at(pointer, at, embedded_in));
     }
 
     /// `mapping 3 (`/RoleMappings/3`)`.
@@ -431,7 +434,7 @@ impl Lints<'_> {
     /// The lints that look at one identifier alone.
     fn of_identifier(&mut self, entry: &Entry<'_>, options: &ResolverOptions) {
         let text = entry.text;
-        if !options.globs
+        if !options.globs()
             && let Some(c) = text.chars().find(|c| glob::GLOB_CHARS.contains(c))
         {
             let message = format!("`{text}` contains `{c}`, which is matched literally because globs are off");
@@ -469,7 +472,7 @@ impl Lints<'_> {
 
     fn prefix_boundary(&mut self, entry: &Entry<'_>, options: &ResolverOptions, key: &str) {
         let text = entry.text;
-        if options.prefix_match != PrefixMatch::String
+        if options.prefix_match() != PrefixMatch::String
             || key.is_empty()
             || text.ends_with('/')
             || (entry.glob && text.ends_with('*'))
