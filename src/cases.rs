@@ -134,7 +134,7 @@ impl Expectation {
             }
         };
         if let Some(decision) = self.decision {
-            compare("decision", Some(decision.as_str().to_owned()), Some(resolution.decision().as_str().to_owned()));
+            compare("decision", Some(decision.as_str().to_owned()), Some(resolution.decision().to_owned()));
         }
         if let Some(role) = &self.role {
             compare("role", role.clone(), resolution.role().map(|r| r.to_string()));

@@ -40,7 +40,5 @@ pub use config::{
 pub use diagnostics::{Code, Diagnostic, Diagnostics, Escaped, Location, Severity};
 pub use matching::PrefixMatch;
 pub use reference::ReferenceResolver;
-pub use resolve::{
-    Decision, Explanation, MappingMatch, MappingTrace, Request, RequestLines, RequestSpec, Resolution, Verdict,
-};
-pub use s3path::{S3Path, S3PathError, Scheme};
+pub use resolve::{Explanation, MappingMatch, MappingTrace, Request, RequestLines, RequestSpec, Resolution, Verdict};
+pub use s3path::{S3Path, S3PathError};

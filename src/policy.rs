@@ -225,46 +225,40 @@ impl PolicyDocument {
         }])
     }
 
+    /// EMR's default service role, passed to `elasticmapreduce.amazonaws.com`.
+    pub const DEFAULT_SERVICE_ROLE: &'static str = "EMR_DefaultRole";
+    /// EMR's default role of the EC2 instance profile, passed to `ec2.amazonaws.com`.
+    pub const DEFAULT_EC2_ROLE: &'static str = "EMR_EC2_DefaultRole";
+    /// EMR's default automatic-scaling role, passed to `application-autoscaling.amazonaws.com`.
+    pub const DEFAULT_AUTOSCALING_ROLE: &'static str = "EMR_AutoScaling_DefaultRole";
+
     /// The inline policy that lets cluster creators pass the cluster's roles and nothing else: one
-    /// `iam:PassRole` statement per role, each restricted by `iam:PassedToService` to the service that uses
-    /// the role. Roles are in the `aws` partition.
+    /// `iam:PassRole` statement per role — the EMR service role, the EC2 instance profile's role, the
+    /// automatic-scaling role, each by name (`NAME` or `PATH/NAME`; EMR's defaults are the `DEFAULT_*`
+    /// constants) — restricted by `iam:PassedToService` to the service that uses it. Roles are in the
+    /// `aws` partition, in `account` (12 digits), or in any account (`*`) when `None`.
     ///
     /// Fails when the account is not 12 digits or a name is not an IAM role name.
-    pub fn pass_role(roles: &ClusterRoles) -> Result<PolicyDocument, PolicyError> {
-        pass_role_policy(roles)
-    }
-}
-
-/// The roles a cluster is created with, by name (`NAME` or `PATH/NAME`), and their account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterRoles {
-    /// The EMR service role, passed to `elasticmapreduce.amazonaws.com`.
-    pub service_role: String,
-    /// The role of the EC2 instance profile, passed to `ec2.amazonaws.com`.
-    pub ec2_role: String,
-    /// The automatic-scaling role, passed to `application-autoscaling.amazonaws.com`.
-    pub autoscaling_role: String,
-    /// The 12-digit account of the roles; `None` writes `*`.
-    pub account: Option<String>,
-}
-
-impl Default for ClusterRoles {
-    /// EMR's default roles, in any account.
-    fn default() -> Self {
-        ClusterRoles {
-            service_role: "EMR_DefaultRole".to_owned(),
-            ec2_role: "EMR_EC2_DefaultRole".to_owned(),
-            autoscaling_role: "EMR_AutoScaling_DefaultRole".to_owned(),
-            account: None,
-        }
+    pub fn pass_role(
+        service_role: &str,
+        ec2_role: &str,
+        autoscaling_role: &str,
+        account: Option<&str>,
+    ) -> Result<PolicyDocument, PolicyError> {
+        pass_role_policy(service_role, ec2_role, autoscaling_role, account)
     }
 }
 
 /// [`PolicyDocument::pass_role`].
-fn pass_role_policy(roles: &ClusterRoles) -> Result<PolicyDocument, PolicyError> {
-    let account = match &roles.account {
-        Some(account) if !arn::is_account(account) => return Err(PolicyError::InvalidAccount(account.clone())),
-        Some(account) => account.as_str(),
+fn pass_role_policy(
+    service_role: &str,
+    ec2_role: &str,
+    autoscaling_role: &str,
+    account: Option<&str>,
+) -> Result<PolicyDocument, PolicyError> {
+    let account = match account {
+        Some(account) if !arn::is_account(account) => return Err(PolicyError::InvalidAccount(account.to_owned())),
+        Some(account) => account,
         None => "*",
     };
     let statement = |sid: &'static str, which: &'static str, name: &str, service: &'static str| {
@@ -283,9 +277,9 @@ fn pass_role_policy(roles: &ClusterRoles) -> Result<PolicyDocument, PolicyError>
         })
     };
     Ok(PolicyDocument::new(vec![
-        statement("PassEmrServiceRole", "service role", &roles.service_role, EMR_SERVICE)?,
-        statement("PassEc2InstanceProfileRole", "EC2 role", &roles.ec2_role, EC2_SERVICE)?,
-        statement("PassAutoScalingRole", "autoscaling role", &roles.autoscaling_role, AUTOSCALING_SERVICE)?,
+        statement("PassEmrServiceRole", "service role", service_role, EMR_SERVICE)?,
+        statement("PassEc2InstanceProfileRole", "EC2 role", ec2_role, EC2_SERVICE)?,
+        statement("PassAutoScalingRole", "autoscaling role", autoscaling_role, AUTOSCALING_SERVICE)?,
     ]))
 }
 
@@ -439,12 +433,21 @@ mod tests {
 
     #[test]
     fn pass_role_rejects_bad_accounts_and_names() {
-        let roles = ClusterRoles { account: Some("12345".into()), ..ClusterRoles::default() };
-        assert_eq!(pass_role_policy(&roles), Err(PolicyError::InvalidAccount("12345".into())));
-        let roles = ClusterRoles { ec2_role: "arn:aws:iam::123456789012:role/x".into(), ..ClusterRoles::default() };
-        assert!(matches!(pass_role_policy(&roles), Err(PolicyError::InvalidRoleName { which: "EC2 role", .. })));
-        let roles = ClusterRoles { service_role: "service-role/EMR_Custom".into(), ..ClusterRoles::default() };
-        let policy = pass_role_policy(&roles).unwrap();
+        let (service, ec2, scaling) = (
+            PolicyDocument::DEFAULT_SERVICE_ROLE,
+            PolicyDocument::DEFAULT_EC2_ROLE,
+            PolicyDocument::DEFAULT_AUTOSCALING_ROLE,
+        );
+        assert_eq!(
+            pass_role_policy(service, ec2, scaling, Some("12345")),
+            Err(PolicyError::InvalidAccount("12345".into()))
+        );
+        let arn = "arn:aws:iam::123456789012:role/x";
+        assert!(matches!(
+            pass_role_policy(service, arn, scaling, None),
+            Err(PolicyError::InvalidRoleName { which: "EC2 role", .. })
+        ));
+        let policy = pass_role_policy("service-role/EMR_Custom", ec2, scaling, None).unwrap();
         assert_eq!(policy.statements[0].resource, ["arn:aws:iam::*:role/service-role/EMR_Custom"]);
     }
 }

@@ -231,7 +231,7 @@ impl<R: std::io::BufRead> Iterator for RequestLines<R> {
 /// Whether a mapping decided the request or EMRFS fell back to the instance-profile role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Decision {
+pub(crate) enum Decision {
     /// A role mapping matched; its role is assumed through STS AssumeRole.
     Mapping,
     /// No mapping matched; the cluster's EC2 instance-profile role serves the request.
@@ -240,7 +240,7 @@ pub enum Decision {
 
 impl Decision {
     /// `mapping` or `fallback`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Decision::Mapping => "mapping",
             Decision::Fallback => "fallback",
@@ -281,8 +281,12 @@ pub enum Resolution<'c> {
 }
 
 impl<'c> Resolution<'c> {
-    /// Mapping or fallback.
-    pub fn decision(&self) -> Decision {
+    /// `mapping` or `fallback`, as the JSON form and the logs write it.
+    pub fn decision(&self) -> &'static str {
+        self.decision_kind().as_str()
+    }
+
+    pub(crate) fn decision_kind(&self) -> Decision {
         match self {
             Resolution::Mapping(_) => Decision::Mapping,
             Resolution::Fallback { .. } => Decision::Fallback,

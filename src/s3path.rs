@@ -7,11 +7,11 @@
 use std::fmt;
 
 /// The longest key S3 accepts, in bytes; longer keys are rejected rather than matched.
-pub const MAX_KEY_BYTES: usize = 1024;
+pub(crate) const MAX_KEY_BYTES: usize = 1024;
 
 /// The URI scheme of an S3 location. All three name the same objects; matching ignores the scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scheme {
+pub(crate) enum Scheme {
     /// `s3://`, as EMRFS writes it.
     S3,
     /// `s3a://`, Hadoop's S3A connector.
@@ -55,6 +55,9 @@ pub struct S3Path<'a> {
 }
 
 impl<'a> S3Path<'a> {
+    /// The longest key accepted, in bytes: S3's own maximum.
+    pub const MAX_KEY_BYTES: usize = MAX_KEY_BYTES;
+
     /// Parses `SCHEME://BUCKET[/KEY]`.
     ///
     /// Fails when the text has no `://`, when the scheme is not `s3`, `s3a` or `s3n` (in any ASCII
@@ -82,9 +85,9 @@ impl<'a> S3Path<'a> {
         Ok(S3Path { scheme, rest, bucket_len })
     }
 
-    /// The scheme the location was written with.
-    pub fn scheme(&self) -> Scheme {
-        self.scheme
+    /// The scheme as written, in lower case: `s3`, `s3a` or `s3n` (it never takes part in matching).
+    pub fn scheme(&self) -> &'static str {
+        self.scheme.as_str()
     }
 
     /// The bucket: everything between `://` and the first `/` after it.

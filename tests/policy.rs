@@ -6,7 +6,7 @@ mod support;
 
 use std::process::Output;
 
-use emrfs_rolemap::policy::{ClusterRoles, PolicyDocument, PolicyError};
+use emrfs_rolemap::policy::{PolicyDocument, PolicyError};
 use emrfs_rolemap::{RoleArn, SecurityConfiguration};
 use serde_json::{Value, json};
 use support::cli::run;
@@ -132,7 +132,15 @@ fn pass_role_statement(sid: &str, resource: &str, service: &str) -> Value {
 
 #[test]
 fn the_pass_role_policy_passes_each_cluster_role_to_its_service_only() {
-    let defaults = statements(&parsed(&PolicyDocument::pass_role(&ClusterRoles::default()).expect("valid")));
+    let defaults = statements(&parsed(
+        &PolicyDocument::pass_role(
+            PolicyDocument::DEFAULT_SERVICE_ROLE,
+            PolicyDocument::DEFAULT_EC2_ROLE,
+            PolicyDocument::DEFAULT_AUTOSCALING_ROLE,
+            None,
+        )
+        .expect("valid"),
+    ));
     assert_eq!(
         defaults,
         [
@@ -153,16 +161,10 @@ fn the_pass_role_policy_passes_each_cluster_role_to_its_service_only() {
             ),
         ]
     );
-    let custom = ClusterRoles {
-        service_role: "service-role/EMR_Custom".into(),
-        ec2_role: "EMR_EC2_Custom".into(),
-        autoscaling_role: "scaling".into(),
-        account: Some("000011112222".into()),
-    };
-    let resources: Vec<Value> = statements(&parsed(&PolicyDocument::pass_role(&custom).expect("valid")))
-        .iter()
-        .map(|s| s["Resource"].clone())
-        .collect();
+    let custom =
+        PolicyDocument::pass_role("service-role/EMR_Custom", "EMR_EC2_Custom", "scaling", Some("000011112222"));
+    let resources: Vec<Value> =
+        statements(&parsed(&custom.expect("valid"))).iter().map(|s| s["Resource"].clone()).collect();
     assert_eq!(
         resources,
         [

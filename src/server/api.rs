@@ -358,7 +358,7 @@ async fn credentials<S: CredentialSource>(
             "granted: caller={caller} user={user:?} groups_from={} path={location:?} generation={} decision={} role={} origin={} access_key_id={}",
             principal.groups_from,
             generation.number(),
-            access.resolution.decision().as_str(),
+            access.resolution.decision(),
             access.resolution.role().map_or("instance-profile", |r| r.as_str()),
             access.origin().as_str(),
             access.credentials.access_key_id(),

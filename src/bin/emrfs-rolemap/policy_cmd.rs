@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use emrfs_rolemap::policy::{ClusterRoles, InstanceProfileArn, PolicyDocument};
+use emrfs_rolemap::policy::{InstanceProfileArn, PolicyDocument};
 use emrfs_rolemap::{Diagnostic, Escaped, ResolverOptions, RoleArn, SecurityConfiguration};
 
 use crate::{Format, Unusable, read_config_bytes, usable};
@@ -41,13 +41,13 @@ pub(crate) enum PolicyCommand {
     /// The inline policy that lets cluster creators pass the cluster's roles, and only those.
     PassRole {
         /// The EMR service role: `NAME` or `PATH/NAME`.
-        #[arg(long, value_name = "NAME", default_value = "EMR_DefaultRole")]
+        #[arg(long, value_name = "NAME", default_value = PolicyDocument::DEFAULT_SERVICE_ROLE)]
         service_role: String,
         /// The role of the EC2 instance profile: `NAME` or `PATH/NAME`.
-        #[arg(long, value_name = "NAME", default_value = "EMR_EC2_DefaultRole")]
+        #[arg(long, value_name = "NAME", default_value = PolicyDocument::DEFAULT_EC2_ROLE)]
         ec2_role: String,
         /// The automatic-scaling role: `NAME` or `PATH/NAME`.
-        #[arg(long, value_name = "NAME", default_value = "EMR_AutoScaling_DefaultRole")]
+        #[arg(long, value_name = "NAME", default_value = PolicyDocument::DEFAULT_AUTOSCALING_ROLE)]
         autoscaling_role: String,
         /// The 12-digit account of the roles (default: any account, `*`).
         #[arg(long, value_name = "ID")]
@@ -124,8 +124,7 @@ pub(crate) fn run(command: PolicyCommand) -> Result<ExitCode, Unusable> {
             print(&mut out, format, &header, &document)?;
         }
         PolicyCommand::PassRole { service_role, ec2_role, autoscaling_role, account, format } => {
-            let roles = ClusterRoles { service_role, ec2_role, autoscaling_role, account };
-            let document = PolicyDocument::pass_role(&roles)?;
+            let document = PolicyDocument::pass_role(&service_role, &ec2_role, &autoscaling_role, account.as_deref())?;
             let header = "inline policy of cluster creators: PassRole on the cluster's roles, to their services only";
             print(&mut out, format, header, &document)?;
         }
