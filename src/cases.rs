@@ -6,6 +6,9 @@
 //!             "path": "s3://lake/curated/t1/", "expect": {"decision": "mapping", "mapping_index": 2}}]}
 //! ```
 //!
+//! A case may say `"groups_from": "os"` instead of giving `groups`: the user's groups are then looked up
+//! in the operating system ([`Case::spec`]).
+//!
 //! Every key given in `expect` must hold; keys left out are not checked. The same
 //! [`Case::mismatches`] checks answers of the compiled and the reference resolver, so the conformance
 //! suite uses it too.
@@ -14,7 +17,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::config::{IdentifierType, ResolverOptions, RoleArn};
 use crate::diagnostics::Escaped;
-use crate::resolve::{Decision, Request, Resolution};
+use crate::resolve::{Decision, Request, RequestSpec, Resolution};
 use crate::s3path::S3PathError;
 
 /// A file of test cases.
@@ -71,14 +74,49 @@ pub struct Case {
     /// The S3 location.
     #[serde(default)]
     pub path: Option<String>,
+    /// Where the groups come from: `"request"` (the default: `groups`) or `"os"` (the operating
+    /// system's groups of `user`, as the server looks them up; then `groups` must be left out).
+    #[serde(default)]
+    groups_from: GroupsFrom,
     /// What the resolution must be.
     expect: Expectation,
 }
 
+/// A case's `groups_from`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum GroupsFrom {
+    #[default]
+    Request,
+    Os,
+}
+
 impl Case {
-    /// The request this case describes; fails when `path` is not an S3 location.
+    /// The request this case describes; fails when `path` is not an S3 location. The groups are the
+    /// case's `groups`: for a case with `"groups_from": "os"`, see [`spec`](Self::spec).
     pub fn request(&self) -> Result<Request<'_>, S3PathError> {
         Request::parse(self.user.as_deref(), &self.groups, self.path.as_deref())
+    }
+
+    /// The case's request fields, with the user's groups looked up in the operating system when the case
+    /// says `"groups_from": "os"` ([`RequestSpec::from_os`]). Fails, saying why, when such a case has no
+    /// `user`, also gives `groups`, or names a user the system does not know.
+    pub fn spec(&self) -> Result<RequestSpec, String> {
+        let groups = match self.groups_from {
+            GroupsFrom::Request => self.groups.clone(),
+            GroupsFrom::Os => {
+                let Some(user) = &self.user else {
+                    return Err("`groups_from: os` needs the case's `user`".to_owned());
+                };
+                if !self.groups.is_empty() {
+                    return Err(
+                        "a case with `groups_from: os` takes its groups from the system: leave out `groups`".into()
+                    );
+                }
+                RequestSpec::from_os(Some(user))?.groups
+            }
+        };
+        Ok(RequestSpec { user: self.user.clone(), groups, path: self.path.clone() })
     }
 
     /// The case's name, or `case N` for the case at 0-based position `position`.
@@ -167,6 +205,24 @@ mod tests {
     fn unknown_keys_are_errors() {
         let err = CaseFile::from_json(r#"{"cases": [{"expect": {"decison": "fallback"}}]}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field `decison`"), "{err}");
+    }
+
+    #[test]
+    fn groups_from_os_needs_a_user_and_no_groups() {
+        let file = CaseFile::from_json(
+            r#"{"cases": [{"user": "root", "groups_from": "os", "expect": {}},
+                          {"groups_from": "os", "expect": {}},
+                          {"user": "root", "groups": ["g"], "groups_from": "os", "expect": {}},
+                          {"user": "root", "groups": ["g"], "groups_from": "request", "expect": {}}]}"#,
+        )
+        .unwrap();
+        let specs: Vec<_> = file.cases.iter().map(Case::spec).collect();
+        #[cfg(unix)]
+        assert_eq!(specs[0].as_ref().unwrap().groups.first().map(String::as_str), Some("root"));
+        assert!(specs[1].as_ref().unwrap_err().contains("needs the case's `user`"), "{specs:?}");
+        assert!(specs[2].as_ref().unwrap_err().contains("leave out `groups`"), "{specs:?}");
+        assert_eq!(specs[3].as_ref().unwrap().groups, ["g"]);
+        assert!(CaseFile::from_json(r#"{"cases": [{"groups_from": "ldap", "expect": {}}]}"#).is_err());
     }
 
     #[test]

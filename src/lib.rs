@@ -6,6 +6,7 @@
 // and fails on an import against it, or on a circle between files; the README's architecture section
 // draws it).
 mod diagnostics;
+mod os;
 mod rng;
 mod s3path;
 
@@ -27,6 +28,9 @@ pub mod credentials;
 pub mod policy;
 #[doc(hidden)]
 pub mod synth;
+
+#[cfg(feature = "emr")]
+pub mod aws;
 
 #[cfg(all(feature = "server", unix))]
 pub mod server;

@@ -117,6 +117,35 @@ impl RequestSpec {
         Ok(RequestSpec { user, groups, path })
     }
 
+    /// The user `user` (or, without one, the user this process runs as) with its groups from the
+    /// operating system's databases (NSS), primary group first, as the server looks up its Unix-socket
+    /// callers; no path. Fails, naming the user, when the database has no such user or the lookup fails,
+    /// and everywhere but on Unix. The lookup may block for as long as the databases take.
+    pub fn from_os(user: Option<&str>) -> Result<Self, String> {
+        #[cfg(unix)]
+        {
+            let (found, who) = match user {
+                Some(name) => (crate::os::identity_of_name(name), format!("user `{}`", Escaped(name))),
+                None => {
+                    let uid = crate::os::current_uid();
+                    (crate::os::identity_of_uid(uid), format!("uid {uid} (this process's user)"))
+                }
+            };
+            match found {
+                Ok(Some(identity)) => {
+                    Ok(RequestSpec { user: Some(identity.user), groups: identity.groups, path: None })
+                }
+                Ok(None) => Err(format!("the operating system's user database has no {who}")),
+                Err(e) => Err(format!("looking up the groups of {who} failed: {}", e.0)),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = user;
+            Err("looking up groups in the operating system's databases needs Unix".to_owned())
+        }
+    }
+
     /// The request these fields describe; fails when `path` is not an S3 location.
     pub fn request(&self) -> Result<Request<'_>, S3PathError> {
         Request::parse(self.user.as_deref(), &self.groups, self.path.as_deref())

@@ -124,7 +124,7 @@ fn unusable_input_exits_2_before_calling_sts() {
         (&["--duration", "100"], &[], "900 to 43200"),
         (&["--duration", "50000"], &[], "50000 s is outside"),
         (&["--session-name", "emrfs-{usr}"], &[], "unknown placeholder `{usr}`"),
-        (&["--sts-endpoint", "127.0.0.1:5000"], &[], "invalid STS endpoint URL `127.0.0.1:5000`"),
+        (&["--sts-endpoint", "127.0.0.1:5000"], &[], "invalid endpoint URL `127.0.0.1:5000`"),
         (&[], &["AWS_REGION", "AWS_DEFAULT_REGION"], "no AWS region"),
     ];
     for (extra, env_remove, expected) in cases {

@@ -15,13 +15,14 @@ use std::path::{Path, PathBuf};
 
 /// The layers, bottom up, with their top-level modules. The one place the layer order is written.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("primitives", &["diagnostics", "rng", "s3path"]),
+    ("primitives", &["diagnostics", "os", "rng", "s3path"]),
     ("matching", &["matching", "trie"]),
     ("config", &["config"]),
     ("check and requests", &["check", "resolve"]),
     ("engine and oracle", &["compile", "reference"]),
     ("explain", &["explain"]),
     ("uses", &["cases", "credentials", "policy", "synth"]),
+    ("aws sources", &["aws"]),
     ("server", &["server"]),
 ];
 

@@ -2,7 +2,7 @@
 //! the layer, since each checks settings of its own.
 
 /// Why settings of the credentials layer cannot be used: [`AssumeRoleSettings`](super::AssumeRoleSettings), a
-/// [`CredentialRequest`](super::CredentialRequest), a [`CacheConfig`](super::CacheConfig), an STS source's configuration. The
+/// [`CredentialRequest`](super::CredentialRequest), a [`CacheConfig`](super::CacheConfig), the AWS settings of an STS source. The
 /// message shows the text it quotes through [`Escaped`](crate::Escaped).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -39,8 +39,8 @@ pub enum SettingsError {
     /// The STS region is empty or not of lowercase letters, digits and `-`.
     #[error("invalid region `{}`: expected a region name such as `us-east-1`", crate::diagnostics::Escaped(.0))]
     Region(String),
-    /// The STS endpoint URL is not `http://HOST...` or `https://HOST...`.
-    #[error("invalid STS endpoint URL `{}`: expected `https://HOST[:PORT]` (or `http://` for a local emulator)", crate::diagnostics::Escaped(.0))]
+    /// An endpoint URL (of STS, or of every AWS service) is not `http://HOST...` or `https://HOST...`.
+    #[error("invalid endpoint URL `{}`: expected `https://HOST[:PORT]` (or `http://` for a local emulator)", crate::diagnostics::Escaped(.0))]
     EndpointUrl(String),
     /// The number of STS attempts is 0.
     #[error("the number of STS attempts must be at least 1")]

@@ -35,8 +35,12 @@ pub use source::{CredentialRequest, CredentialSource, Credentials, SourceError};
 #[cfg(feature = "sts")]
 pub use sts::{StsSource, StsSourceConfig};
 
-// What the server uses of this layer beyond its public surface.
+// What the server and the AWS sources use of this layer beyond its public surface.
 #[cfg(feature = "server")]
 pub(crate) use cache::Origin;
+#[cfg(any(feature = "server", feature = "emr"))]
+pub(crate) use source::ErrorKind;
 #[cfg(feature = "server")]
-pub(crate) use source::{ErrorKind, Secret, format_rfc3339};
+pub(crate) use source::{Secret, format_rfc3339};
+#[cfg(feature = "emr")]
+pub(crate) use sts::{Calls, base_provider, endpoint_url, shared_config};

@@ -27,16 +27,19 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
+use aws_config::SdkConfig;
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
 use aws_config::profile::ProfileFileCredentialsProvider;
 use aws_config::provider_config::ProviderConfig;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sdk_sts::config::http::HttpResponse;
 use aws_sdk_sts::config::retry::RetryConfig;
 use aws_sdk_sts::config::timeout::TimeoutConfig;
 use aws_sdk_sts::config::{BehaviorVersion, Region};
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::operation::RequestId;
+use aws_types::service_config::ServiceConfigKey;
 
 use super::error::SettingsError;
 use super::source::{
@@ -156,14 +159,6 @@ impl StsSourceConfig {
         }
         Ok(())
     }
-
-    /// How error messages name the endpoint.
-    fn endpoint_label(&self) -> String {
-        match &self.endpoint_url {
-            Some(url) => format!("STS at `{}`", crate::diagnostics::Escaped(url)),
-            None => format!("STS in region `{}`", self.region),
-        }
-    }
 }
 
 /// A [`CredentialSource`] on STS: `AssumeRole` for a mapping decision, the base credentials for a
@@ -172,19 +167,15 @@ impl StsSourceConfig {
 pub struct StsSource {
     client: aws_sdk_sts::Client,
     base: SharedCredentialsProvider,
-    base_label: String,
-    endpoint_label: String,
-    operation_timeout: Duration,
-    attempt_timeout: Duration,
-    max_attempts: u32,
+    calls: Calls,
 }
 
 impl fmt::Debug for StsSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StsSource")
-            .field("endpoint", &self.endpoint_label)
-            .field("base_credentials", &self.base_label)
-            .field("operation_timeout", &self.operation_timeout)
+            .field("endpoint", &self.calls.service())
+            .field("base_credentials", &self.calls.base_label)
+            .field("operation_timeout", &self.calls.operation_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -195,38 +186,27 @@ impl StsSource {
     pub async fn new(config: StsSourceConfig) -> Result<Self, SettingsError> {
         config.validate()?;
         let base = base_provider(&config).await;
-        let client_config = client_config(&config, base.clone()).build();
-        Ok(StsSource::from_parts(aws_sdk_sts::Client::from_conf(client_config), base, &config))
-    }
-
-    fn from_parts(client: aws_sdk_sts::Client, base: SharedCredentialsProvider, config: &StsSourceConfig) -> Self {
-        StsSource {
-            client,
-            base,
-            base_label: config.base_credentials.to_string(),
-            endpoint_label: config.endpoint_label(),
-            operation_timeout: config.operation_timeout,
-            attempt_timeout: config.attempt_timeout,
-            max_attempts: config.max_attempts,
-        }
+        let shared = shared_config(&config, base.clone()).await;
+        let (client_config, calls) = client_config(&config, &shared);
+        Ok(StsSource { client: aws_sdk_sts::Client::from_conf(client_config.build()), base, calls })
     }
 
     /// How errors name the endpoint: ``STS at `URL` `` or ``STS in region `REGION` ``.
     pub fn endpoint(&self) -> &str {
-        &self.endpoint_label
+        self.calls.service()
     }
 
     async fn base_credentials(&self) -> Result<Credentials, SourceError> {
-        let loaded = tokio::time::timeout(self.operation_timeout, self.base.provide_credentials()).await;
+        let (base_label, operation_timeout) = (&self.calls.base_label, self.calls.operation_timeout);
+        let loaded = tokio::time::timeout(operation_timeout, self.base.provide_credentials()).await;
         let loaded = match loaded {
             Ok(result) => result,
             Err(_) => {
                 return Err(SourceError::new(
                     ErrorKind::Timeout,
                     format!(
-                        "loading the base credentials from {} took longer than {} s",
-                        self.base_label,
-                        self.operation_timeout.as_secs_f64()
+                        "loading the base credentials from {base_label} took longer than {} s",
+                        operation_timeout.as_secs_f64()
                     ),
                 ));
             }
@@ -240,7 +220,7 @@ impl StsSource {
             )),
             Err(error) => Err(SourceError::new(
                 credentials_error_kind(&error),
-                format!("cannot load the base credentials from {}: {}", self.base_label, chain(&error)),
+                format!("cannot load the base credentials from {base_label}: {}", chain(&error)),
             )),
         }
     }
@@ -257,7 +237,7 @@ impl StsSource {
             .send()
             .await;
         let what = || format!("AssumeRole on role `{}` (session `{}`)", request.role_arn, request.session_name);
-        let output = result.map_err(|error| self.classify(&error, &what()))?;
+        let output = result.map_err(|error| self.calls.classify(&error, &what()))?;
         // The SDK fills missing required fields with empty values: check that none is missing.
         let credentials = output.credentials();
         let missing: Vec<&str> = [
@@ -274,7 +254,7 @@ impl StsSource {
                 ErrorKind::Other,
                 format!(
                     "{} answered {} without usable credentials: no {}",
-                    self.endpoint_label,
+                    self.calls.service,
                     what(),
                     missing.join(", ")
                 ),
@@ -285,7 +265,7 @@ impl StsSource {
                 ErrorKind::Other,
                 format!(
                     "{} answered {} with an unusable expiration `{}`",
-                    self.endpoint_label,
+                    self.calls.service,
                     what(),
                     credentials.expiration()
                 ),
@@ -298,13 +278,48 @@ impl StsSource {
             Some(expiration),
         ))
     }
+}
 
-    /// The kind and message of a failed STS call; `what` names the call and the role.
-    fn classify<E>(&self, error: &SdkError<E, aws_sdk_sts::config::http::HttpResponse>, what: &str) -> SourceError
+/// How the failed calls to one AWS service are told: the service and its endpoint, where the base
+/// credentials come from, and the bounds a timeout message quotes.
+#[derive(Debug, Clone)]
+pub(crate) struct Calls {
+    /// ``STS at `URL` ``, ``EMR in region `REGION` ``.
+    service: String,
+    base_label: String,
+    operation_timeout: Duration,
+    attempt_timeout: Duration,
+    max_attempts: u32,
+}
+
+impl Calls {
+    /// The calls to the service named `name` (`STS`, `EMR`, `IAM`) at `endpoint` (`None`: the region's),
+    /// made under `config`.
+    pub(crate) fn new(name: &str, endpoint: Option<&str>, config: &StsSourceConfig) -> Self {
+        let service = match endpoint {
+            Some(url) => format!("{name} at `{}`", crate::diagnostics::Escaped(url)),
+            None => format!("{name} in region `{}`", config.region),
+        };
+        Calls {
+            service,
+            base_label: config.base_credentials.to_string(),
+            operation_timeout: config.operation_timeout,
+            attempt_timeout: config.attempt_timeout,
+            max_attempts: config.max_attempts,
+        }
+    }
+
+    /// How errors name the service and its endpoint.
+    pub(crate) fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// The kind and message of a failed call; `what` names the call and what it was about.
+    pub(crate) fn classify<E>(&self, error: &SdkError<E, HttpResponse>, what: &str) -> SourceError
     where
         E: ProvideErrorMetadata + RequestId + StdError + 'static,
     {
-        let sts = &self.endpoint_label;
+        let sts = &self.service;
         // A successful answer holds credentials: never quote what was read of it.
         let unreadable = |status: u16, detail: String| {
             let kind = if status >= 500 { ErrorKind::ServerError } else { ErrorKind::Other };
@@ -376,7 +391,7 @@ impl CredentialSource for StsSource {
 }
 
 /// The base credentials provider `config` asks for; IMDS timeouts bounded for the default chain.
-async fn base_provider(config: &StsSourceConfig) -> SharedCredentialsProvider {
+pub(crate) async fn base_provider(config: &StsSourceConfig) -> SharedCredentialsProvider {
     let region = Region::new(config.region.clone());
     match &config.base_credentials {
         BaseCredentials::Static(c) => SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
@@ -406,9 +421,10 @@ async fn base_provider(config: &StsSourceConfig) -> SharedCredentialsProvider {
     }
 }
 
-/// The STS client configuration, entirely from `config`: no environment variable or profile setting
-/// changes where or how STS is called.
-fn client_config(config: &StsSourceConfig, base: SharedCredentialsProvider) -> aws_sdk_sts::config::Builder {
+/// The SDK configuration that every AWS client of a run starts from: the region, the base credentials,
+/// the timeouts and the retries of `config`, whatever the environment or a profile says; the endpoints
+/// as the SDK finds them ([`endpoint_url`]). Makes no network call.
+pub(crate) async fn shared_config(config: &StsSourceConfig, base: SharedCredentialsProvider) -> SdkConfig {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(config.connect_timeout)
         .operation_attempt_timeout(config.attempt_timeout)
@@ -416,14 +432,39 @@ fn client_config(config: &StsSourceConfig, base: SharedCredentialsProvider) -> a
         .build();
     let retries =
         RetryConfig::standard().with_max_attempts(config.max_attempts).with_initial_backoff(config.initial_backoff);
-    let mut builder = aws_sdk_sts::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(config.region.clone()))
         .credentials_provider(base)
         .timeout_config(timeouts)
         .retry_config(retries);
-    builder.set_endpoint_url(config.endpoint_url.clone());
-    builder
+    if let BaseCredentials::Profile(name) = &config.base_credentials {
+        loader = loader.profile_name(name);
+    }
+    loader.load().await
+}
+
+/// The endpoint URL of the service whose SDK ID is `service_id` (`STS`, `EMR`, `IAM`), as the AWS CLI
+/// picks it: `explicit` (`--endpoint-url`), else `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_ENDPOINT_URL`, the
+/// profile's `services` section or `endpoint_url` (none of these with
+/// `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`); `None` for the region's own endpoint.
+pub(crate) fn endpoint_url(shared: &SdkConfig, service_id: &str, explicit: Option<&str>) -> Option<String> {
+    if let Some(url) = explicit {
+        return Some(url.to_owned());
+    }
+    let key =
+        ServiceConfigKey::builder().service_id(service_id).env("AWS_ENDPOINT_URL").profile("endpoint_url").build();
+    key.ok()
+        .and_then(|key| shared.service_config().and_then(|c| c.load_config(key)))
+        .or_else(|| shared.endpoint_url().map(str::to_owned))
+}
+
+/// The STS client configuration from the run's `shared` one, with the endpoint of `config` (else the
+/// configured one, else the region's), and how its failures are told.
+fn client_config(config: &StsSourceConfig, shared: &SdkConfig) -> (aws_sdk_sts::config::Builder, Calls) {
+    let endpoint = endpoint_url(shared, "STS", config.endpoint_url.as_deref());
+    let mut builder = aws_sdk_sts::config::Builder::from(shared);
+    builder.set_endpoint_url(endpoint.clone());
+    (builder, Calls::new("STS", endpoint.as_deref(), config))
 }
 
 /// STS error codes meaning the caller may not do this (the role's trust policy, an SCP, a disabled
@@ -532,13 +573,13 @@ mod tests {
     }
 
     /// A source whose STS answers come from `rules`, with the retry and timeout settings of `config()`.
-    fn source(base: SharedCredentialsProvider, rules: &[&Rule]) -> StsSource {
+    async fn source(base: SharedCredentialsProvider, rules: &[&Rule]) -> StsSource {
         let config = config();
         let interceptor =
             rules.iter().fold(MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny), |i, r| i.with_rule(r));
-        let client_config =
-            client_config(&config, base.clone()).http_client(create_mock_http_client()).interceptor(interceptor);
-        StsSource::from_parts(Client::from_conf(client_config.build()), base, &config)
+        let (client_config, calls) = client_config(&config, &shared_config(&config, base.clone()).await);
+        let client_config = client_config.http_client(create_mock_http_client()).interceptor(interceptor);
+        StsSource { client: Client::from_conf(client_config.build()), base, calls }
     }
 
     async fn static_base() -> SharedCredentialsProvider {
@@ -608,7 +649,7 @@ mod tests {
     #[tokio::test]
     async fn throttling_is_retried_three_times_then_classified_throttling() {
         let rule = answering(400, "Throttling", "Rate exceeded");
-        let error = assume(&source(static_base().await, &[&rule]), None, None).await.unwrap_err();
+        let error = assume(&source(static_base().await, &[&rule]).await, None, None).await.unwrap_err();
         assert_eq!(rule.num_calls(), 3, "standard retry mode makes 3 attempts");
         assert_eq!(error.kind, ErrorKind::Throttling);
         for part in [
@@ -631,7 +672,7 @@ mod tests {
             .http_status(400, Some(error_xml("Throttling", "Rate exceeded")))
             .output(granted)
             .build();
-        let credentials = assume(&source(static_base().await, &[&rule]), None, None).await.unwrap();
+        let credentials = assume(&source(static_base().await, &[&rule]).await, None, None).await.unwrap();
         assert_eq!(rule.num_calls(), 2);
         assert_eq!(credentials.access_key_id(), "ASIAROLE");
         assert_eq!(credentials.secret_access_key(), ROLE_SECRET);
@@ -644,7 +685,7 @@ mod tests {
     async fn access_denied_is_not_retried_and_classified_access_denied() {
         let said = "User: arn:aws:iam::123456789012:user/base is not authorized to perform: sts:AssumeRole";
         let rule = answering(403, "AccessDenied", said);
-        let error = assume(&source(static_base().await, &[&rule]), None, None).await.unwrap_err();
+        let error = assume(&source(static_base().await, &[&rule]).await, None, None).await.unwrap_err();
         assert_eq!(rule.num_calls(), 1, "AccessDenied is not retried");
         assert_eq!(error.kind, ErrorKind::AccessDenied);
         assert!(error.message.contains(said) && error.message.contains(ROLE), "{}", error.message);
@@ -656,7 +697,7 @@ mod tests {
     async fn a_5xx_is_retried_then_classified_server_error() {
         for (status, code) in [(500, "InternalFailure"), (503, "ServiceUnavailable")] {
             let rule = answering(status, code, "try again");
-            let error = assume(&source(static_base().await, &[&rule]), None, None).await.unwrap_err();
+            let error = assume(&source(static_base().await, &[&rule]).await, None, None).await.unwrap_err();
             assert_eq!(rule.num_calls(), 3, "{code}");
             assert_eq!(error.kind, ErrorKind::ServerError, "{code}: {}", error.message);
             assert!(error.message.contains(&format!("(HTTP {status})")), "{}", error.message);
@@ -677,7 +718,7 @@ mod tests {
         for (body, expected) in cases {
             let rule =
                 mock!(Client::assume_role).sequence().http_response(move || http_answer(200, body.clone())).build();
-            let error = assume(&source(static_base().await, &[&rule]), None, None).await.unwrap_err();
+            let error = assume(&source(static_base().await, &[&rule]).await, None, None).await.unwrap_err();
             assert_eq!(error.kind, ErrorKind::Other, "{}", error.message);
             assert!(error.message.contains(expected) && error.message.contains(ROLE), "{}", error.message);
             assert_no_secret(&error.message);
@@ -687,7 +728,7 @@ mod tests {
     #[tokio::test]
     async fn another_4xx_is_an_invalid_request() {
         let rule = answering(400, "ValidationError", "1 validation error detected");
-        let error = assume(&source(static_base().await, &[&rule]), None, None).await.unwrap_err();
+        let error = assume(&source(static_base().await, &[&rule]).await, None, None).await.unwrap_err();
         assert_eq!((rule.num_calls(), error.kind), (1, ErrorKind::InvalidRequest), "{}", error.message);
     }
 
@@ -705,7 +746,7 @@ mod tests {
         let with_none = mock!(Client::assume_role)
             .match_requests(|r| r.external_id().is_none() && r.source_identity().is_none())
             .then_output(granted);
-        let source = source(static_base().await, &[&with_all, &with_none]);
+        let source = source(static_base().await, &[&with_all, &with_none]).await;
         assume(&source, Some("ext-123"), Some("alice")).await.unwrap();
         assume(&source, None, None).await.unwrap();
         assert_eq!((with_all.num_calls(), with_none.num_calls()), (1, 1));
@@ -714,7 +755,7 @@ mod tests {
     #[tokio::test]
     async fn base_requests_return_the_base_credentials_without_calling_sts() {
         let rule = mock!(Client::assume_role).then_output(granted);
-        let credentials = source(static_base().await, &[&rule]).fetch(&CredentialRequest::base()).await.unwrap();
+        let credentials = source(static_base().await, &[&rule]).await.fetch(&CredentialRequest::base()).await.unwrap();
         assert_eq!((credentials.access_key_id(), credentials.secret_access_key()), ("AKIDBASE", BASE_SECRET));
         assert_eq!((credentials.session_token(), credentials.expiration()), (None, None));
         assert_eq!(rule.num_calls(), 0);
@@ -739,7 +780,7 @@ mod tests {
             </SessionToken><Expiration>2033-05-18T03:33:20Z</Expiration></Credentials></AssumeRoleResult>\
             </AssumeRoleResponse>";
         let rule = mock!(Client::assume_role).sequence().http_response(|| http_answer(200, success.into())).build();
-        let source = source(SharedCredentialsProvider::new(NoCredentials), &[&rule]);
+        let source = source(SharedCredentialsProvider::new(NoCredentials), &[&rule]).await;
         let base = source.fetch(&CredentialRequest::base()).await.unwrap_err();
         assert_eq!(base.kind, ErrorKind::BaseCredentials, "{}", base.message);
         assert!(base.message.contains("the static credentials"), "{}", base.message);

@@ -469,7 +469,7 @@ fn readyz<S>(app: &App<S>, caller: Caller) -> Response<Body> {
         "draining": draining,
         "generation": generation.number(),
         "loaded_at": rfc3339(generation.loaded_at()),
-        "config": app.store.path().to_string_lossy(),
+        "config": generation.source(),
         "mappings": config.mappings().len(),
         "identifiers": config.identifier_count(),
         "reloads": app.store.reloads(),

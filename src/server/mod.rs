@@ -47,6 +47,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 
+use crate::Escaped;
 use crate::credentials::{Broker, CredentialSource};
 use audit::Audit;
 use budget::Budget;
@@ -265,7 +266,10 @@ pub struct Server<S> {
 
 impl<S> std::fmt::Debug for Server<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("config", &self.app.store.path()).field("options", &self.app.options).finish()
+        f.debug_struct("Server")
+            .field("config", &self.app.store.describe())
+            .field("options", &self.app.options)
+            .finish()
     }
 }
 
@@ -579,9 +583,11 @@ fn refuse_connection<S>(app: &App<S>, caller: Caller, stream: &tokio::net::UnixS
 }
 
 /// Runs `server` until `SIGTERM` or `SIGINT`, reloading the configuration on `SIGHUP` and when the file
-/// changes (every [`ServerOptions::watch_interval`]), and the bearer token from `token_file` on `SIGHUP`.
-/// Reload outcomes are logged; an invalid configuration's diagnostics go to the log and `/readyz`, and
-/// the old configuration keeps serving; an unusable token file keeps the old token.
+/// changes (every [`ServerOptions::watch_interval`]; a configuration from EMR is read again every poll
+/// interval of its [`ConfigStore::from_emr`]), and the bearer token from `token_file` on `SIGHUP`.
+/// Reload outcomes are logged; an invalid configuration's diagnostics, or an AWS error, go to the log and
+/// `/readyz`, and the old configuration keeps serving; an unusable token file keeps the old token.
+/// Reloading stops at `SIGTERM`, whatever it is waiting for.
 pub async fn run_until_signalled<S: CredentialSource>(
     server: &Server<S>,
     listeners: Vec<Listener>,
@@ -596,7 +602,7 @@ pub async fn run_until_signalled<S: CredentialSource>(
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let store = server.store().clone();
-    let watch_interval = server.app.options.watch_interval;
+    let watch_interval = store.check_interval(server.app.options.watch_interval);
     let (app, token_file) = (server.app.clone(), token_file.map(Path::to_owned));
     let reloader = tokio::spawn(async move {
         let mut ticker = tokio::time::interval(watch_interval.unwrap_or(Duration::from_secs(3600)));
@@ -622,41 +628,41 @@ pub async fn run_until_signalled<S: CredentialSource>(
             reload(&store, on_change).await;
         }
     });
+    // A reload (a poll of EMR that waits on the network) is stopped at SIGTERM, not after the drain.
+    let stop_reloading = reloader.abort_handle();
     let shutdown = async move {
         tokio::select! {
             _ = terminate.recv() => tracing::info!("SIGTERM received"),
             _ = interrupt.recv() => tracing::info!("SIGINT received"),
         }
+        stop_reloading.abort();
     };
     let outcome = server.run(listeners, shutdown).await;
     reloader.abort();
     Ok(outcome?)
 }
 
-/// Reloads on the blocking pool and logs what happened; `on_change` skips an unmodified file.
+/// Reloads (files and compiling on the blocking pool) and logs what happened; `on_change` skips an
+/// unmodified file.
 async fn reload(store: &Arc<ConfigStore>, on_change: bool) {
-    let task = store.clone();
-    let outcome =
-        tokio::task::spawn_blocking(move || if on_change { task.reload_if_modified() } else { task.reload() }).await;
-    match outcome {
-        Ok(Ok(ReloadOutcome::Reloaded { generation })) => {
-            tracing::info!("reloaded `{}`: now serving generation {generation}", files::shown(store.path()));
+    match store.refresh_when(on_change).await {
+        Ok(ReloadOutcome::Reloaded { generation }) => {
+            tracing::info!("reloaded `{}`: now serving generation {generation}", Escaped(&store.describe()));
         }
-        Ok(Ok(ReloadOutcome::Unchanged)) if !on_change => {
+        Ok(ReloadOutcome::Unchanged) if !on_change => {
             tracing::info!(
                 "`{}` is unchanged; still serving generation {}",
-                files::shown(store.path()),
+                Escaped(&store.describe()),
                 store.current().number()
             );
         }
-        Ok(Ok(_)) => {}
-        Ok(Err(error)) => {
+        Ok(_) => {}
+        Err(error) => {
             tracing::error!(
                 "reload rejected; still serving generation {}: {}",
                 store.current().number(),
                 error.report()
             )
         }
-        Err(e) => tracing::error!("reload task failed: {e}"),
     }
 }

@@ -101,15 +101,7 @@ fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
     scheme.eq_ignore_ascii_case(b"bearer ").then(|| rest.trim_ascii())
 }
 
-/// What the operating system says about a uid: its user name and the names of its groups, primary
-/// group first.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OsIdentity {
-    /// The user name.
-    pub user: String,
-    /// The group names; groups without a name are left out.
-    pub groups: Vec<String>,
-}
+pub use crate::os::OsIdentity;
 
 /// Why a uid has no identity.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -144,42 +136,23 @@ pub trait IdentitySource: Send + Sync + 'static {
     fn identity(&self, uid: u32) -> Result<OsIdentity, IdentityError>;
 }
 
-/// The operating system's user and group databases (NSS: files, LDAP, SSSD ...): `getpwuid_r`,
-/// `getgrouplist` and `getgrgid_r`.
+/// The operating system's user and group databases (NSS: files, LDAP, SSSD ...), through
+/// [`crate::os`]: `getpwuid_r`, `getgrouplist` and `getgrgid_r`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemIdentities;
 
 impl IdentitySource for SystemIdentities {
     fn user_name(&self, uid: u32) -> Result<String, IdentityError> {
-        Ok(system_user(uid)?.name)
+        crate::os::user_name(uid)
+            .map_err(|e| IdentityError::Lookup { uid, message: e.0 })?
+            .ok_or(IdentityError::UnknownUid(uid))
     }
 
     fn identity(&self, uid: u32) -> Result<OsIdentity, IdentityError> {
-        use nix::unistd::{Group, getgrouplist};
-        let failed = |e: nix::Error| IdentityError::Lookup { uid, message: e.to_string() };
-        let user = system_user(uid)?;
-        let name = std::ffi::CString::new(user.name.as_bytes())
-            .map_err(|e| IdentityError::Lookup { uid, message: e.to_string() })?;
-        let mut gids = getgrouplist(&name, user.gid).map_err(failed)?;
-        // The primary group first, then the others once each, in the database's order.
-        gids.retain(|g| *g != user.gid);
-        gids.insert(0, user.gid);
-        let mut groups = Vec::with_capacity(gids.len());
-        for gid in gids {
-            if let Some(group) = Group::from_gid(gid).map_err(failed)?
-                && !groups.contains(&group.name)
-            {
-                groups.push(group.name);
-            }
-        }
-        Ok(OsIdentity { user: user.name, groups })
+        crate::os::identity_of_uid(uid)
+            .map_err(|e| IdentityError::Lookup { uid, message: e.0 })?
+            .ok_or(IdentityError::UnknownUid(uid))
     }
-}
-
-fn system_user(uid: u32) -> Result<nix::unistd::User, IdentityError> {
-    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-        .map_err(|e| IdentityError::Lookup { uid, message: e.to_string() })?
-        .ok_or(IdentityError::UnknownUid(uid))
 }
 
 /// How often a cached identity's user name is checked against the database, so that a deleted user's

@@ -1,18 +1,29 @@
-//! The configuration a server answers from: read from a file, compiled, and swapped in atomically
-//! when the file changes. Each swap starts a new *generation*; a request holds one generation from start
-//! to end, so it is answered wholly by one configuration.
+//! The configuration a server answers from: read from a trusted file or from Amazon EMR, compiled, and
+//! swapped in atomically when the file or what EMR holds changes. Each swap starts a new *generation*; a
+//! request holds one generation from start to end, so it is answered wholly by one configuration.
+//!
+//! Wherever a document comes from, one path publishes it ([`ConfigStore::publish`]): a document that is
+//! the served one (the same bytes under the same name and fallback role) changes nothing, a new valid one
+//! becomes the next generation, and any failure — an unreadable file, an AWS error, an invalid document —
+//! keeps the served generation and is recorded for `/readyz`.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 
 use super::files::{FileCheck, FileError, FileKind, open_trusted, shown};
+#[cfg(feature = "emr")]
+use crate::aws::EmrConfiguration;
 use crate::config::read_document;
-use crate::{Diagnostic, Escaped, Resolver, ResolverBuilder, ResolverOptions, SecurityConfiguration, Severity};
+#[cfg(feature = "emr")]
+use crate::credentials::{ErrorKind, SourceError};
+use crate::{
+    Diagnostic, Escaped, Resolver, ResolverBuilder, ResolverOptions, RoleArn, SecurityConfiguration, Severity,
+};
 
 /// One loaded configuration: its number, the compiled resolver and what it was made from.
 #[derive(Debug)]
@@ -20,6 +31,7 @@ pub struct Generation {
     number: u64,
     resolver: Resolver,
     loaded_at: SystemTime,
+    source: String,
     fingerprint: u64,
 }
 
@@ -39,6 +51,11 @@ impl Generation {
     pub fn loaded_at(&self) -> SystemTime {
         self.loaded_at
     }
+
+    /// Where it was read: the file, or `security configuration NAME (of cluster ID) (from EMR)`.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
 }
 
 /// Why a configuration file could not be loaded. Reloading keeps the old generation.
@@ -52,7 +69,7 @@ pub enum LoadError {
     /// [`report`](LoadError::report) renders them all.
     #[error("the configuration `{path}` has {count} error(s); the first: {first}")]
     Invalid {
-        /// The file.
+        /// The file (for a document from EMR, its [`Generation::source`]).
         path: String,
         /// How many errors.
         count: usize,
@@ -66,9 +83,21 @@ pub enum LoadError {
     /// The configuration could not be compiled.
     #[error("the configuration `{path}` cannot be compiled: {message}")]
     Build {
-        /// The file.
+        /// The file (for a document from EMR, its [`Generation::source`]).
         path: String,
         /// The builder's error.
+        message: String,
+    },
+    /// The document could not be read from AWS (EMR, IAM): not found, access denied, throttled,
+    /// unreachable, or a cluster without a security configuration or role mappings.
+    #[error("{message}")]
+    Fetch {
+        /// `aws-access-denied`, `aws-throttled`, `aws-timeout`, `aws-unreachable`, `aws-server-error`,
+        /// `aws-invalid-request` (not found, no security configuration, no role mappings),
+        /// `aws-base-credentials` or `aws-failed`; `not-a-file` for [`ConfigStore::reload`] of a
+        /// configuration from EMR.
+        code: &'static str,
+        /// What failed, naming the service, the call, the name or cluster ID, and what AWS said.
         message: String,
     },
 }
@@ -80,6 +109,7 @@ impl LoadError {
             LoadError::File(error) => error.code(),
             LoadError::Invalid { .. } => "invalid-configuration",
             LoadError::Build { .. } => "build-failed",
+            LoadError::Fetch { code, .. } => code,
         }
     }
 
@@ -149,41 +179,79 @@ impl FileStamp {
     }
 }
 
+/// Where a store reads its configuration.
+#[derive(Debug)]
+enum Origin {
+    /// A trusted file, checked as `check` says; `stamp` is the file's when it was last read, held by
+    /// the reload in progress.
+    File { path: PathBuf, check: FileCheck, stamp: Mutex<Option<FileStamp>> },
+    /// Amazon EMR: `source` reads it again; `polling` is held by the poll in progress.
+    #[cfg(feature = "emr")]
+    Emr { source: EmrConfiguration, poll_interval: Option<Duration>, polling: tokio::sync::Mutex<()> },
+}
+
+/// A document to publish: its bytes, what it is called, and the fallback role it comes with (the
+/// role of a cluster's instance profile).
+struct Candidate {
+    bytes: Vec<u8>,
+    source: String,
+    fallback_role: Option<RoleArn>,
+}
+
 /// The served configuration and its reload history. Reloads are serialised by a lock that only
 /// reloads take; what readers see (the generation, the last failure, the counters) is published
-/// atomically, so a request, `/readyz` or `/metrics` never waits for a reload, however long it reads or
-/// compiles.
+/// atomically, so a request, `/readyz` or `/metrics` never waits for a reload, however long it reads,
+/// fetches or compiles.
 #[derive(Debug)]
 pub struct ConfigStore {
-    path: PathBuf,
+    origin: Origin,
     options: ResolverOptions,
-    check: FileCheck,
     current: ArcSwap<Generation>,
-    /// The stamp of the file when it was last read; held by the reload in progress.
-    reloading: Mutex<Option<FileStamp>>,
     last_failure: ArcSwapOption<ReloadFailure>,
     reloads: AtomicU64,
     reload_failures: AtomicU64,
 }
 
 impl ConfigStore {
+    /// How often a configuration from EMR is read again, unless set.
+    pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(60);
+
     /// Loads generation 1 from `path`; fails when the file cannot be read, is not trusted (under
     /// [`FileCheck::Enforce`]) or is invalid. Every reload checks the file the same way.
     pub fn open(path: impl Into<PathBuf>, options: ResolverOptions, check: FileCheck) -> Result<Self, LoadError> {
         let path = path.into();
         let stamp = FileStamp::of(&path);
-        let bytes = read(&path, check)?;
-        let generation = compile(&path, &options, &bytes, 1)?;
-        Ok(ConfigStore {
-            path,
+        let candidate = read(&path, check)?;
+        let generation = compile(candidate, &options, 1)?;
+        Ok(ConfigStore::new(Origin::File { path, check, stamp: Mutex::new(stamp) }, options, generation))
+    }
+
+    /// Serves generation 1 from `fetched`, a security configuration read from EMR, with the role of
+    /// its cluster's instance profile as the fallback role unless `options` names one. Fails when the
+    /// document is invalid. [`refresh`](Self::refresh) reads it again (every `poll_interval` under
+    /// [`run_until_signalled`](super::run_until_signalled); `None`: on `SIGHUP` only): a changed
+    /// document, another security configuration for the cluster or another instance-profile role is a
+    /// new generation; an AWS error keeps the served one.
+    #[cfg(feature = "emr")]
+    pub fn from_emr(
+        fetched: EmrConfiguration,
+        options: ResolverOptions,
+        poll_interval: Option<Duration>,
+    ) -> Result<Self, LoadError> {
+        let generation = compile(Candidate::from_emr(&fetched), &options, 1)?;
+        let origin = Origin::Emr { source: fetched, poll_interval, polling: tokio::sync::Mutex::new(()) };
+        Ok(ConfigStore::new(origin, options, generation))
+    }
+
+    fn new(origin: Origin, options: ResolverOptions, generation: Generation) -> Self {
+        ConfigStore {
+            origin,
             options,
-            check,
             current: ArcSwap::from_pointee(generation),
-            reloading: Mutex::new(stamp),
             last_failure: ArcSwapOption::empty(),
             reloads: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),
-        })
+        }
     }
 
     /// The generation being served. Hold it for the whole of a request.
@@ -191,41 +259,108 @@ impl ConfigStore {
         self.current.load_full()
     }
 
-    /// The configuration file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The configuration file; `None` for a configuration from EMR.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.origin {
+            Origin::File { path, .. } => Some(path),
+            #[cfg(feature = "emr")]
+            Origin::Emr { .. } => None,
+        }
+    }
+
+    /// Where the served configuration was read: the file, or what EMR called it
+    /// ([`Generation::source`]).
+    pub fn describe(&self) -> String {
+        self.current.load().source.clone()
+    }
+
+    /// How often the configuration is checked for changes: `file_watch` for a file, the poll interval
+    /// for EMR; `None`: on `SIGHUP` only.
+    pub(super) fn check_interval(&self, file_watch: Option<Duration>) -> Option<Duration> {
+        match &self.origin {
+            Origin::File { .. } => file_watch,
+            #[cfg(feature = "emr")]
+            Origin::Emr { poll_interval, .. } => *poll_interval,
+        }
+    }
+
+    /// Reads the configuration again and serves it when it is valid and differs from the served one:
+    /// [`reload`](Self::reload) for a file, a new read from EMR (then a compile on the blocking pool)
+    /// for a configuration from EMR. Never blocks the async runtime.
+    pub async fn refresh(self: &Arc<Self>) -> Result<ReloadOutcome, LoadError> {
+        self.refresh_when(false).await
+    }
+
+    /// [`refresh`](Self::refresh); with `if_modified`, a file is read only when it changed on disk.
+    pub(super) async fn refresh_when(self: &Arc<Self>, if_modified: bool) -> Result<ReloadOutcome, LoadError> {
+        let failed = |e: tokio::task::JoinError| LoadError::Build {
+            path: Escaped(&self.describe()).to_string(),
+            message: format!("the reload task failed: {e}"),
+        };
+        match &self.origin {
+            Origin::File { .. } => {
+                let store = Arc::clone(self);
+                let reload = move || if if_modified { store.reload_if_modified() } else { store.reload() };
+                tokio::task::spawn_blocking(reload).await.map_err(failed)?
+            }
+            #[cfg(feature = "emr")]
+            Origin::Emr { source, polling, .. } => {
+                let _polling = polling.lock().await;
+                let fetched = source.refresh().await;
+                let store = Arc::clone(self);
+                let publish = move || store.publish(fetched.as_ref().map(Candidate::from_emr).map_err(fetch_error));
+                tokio::task::spawn_blocking(publish).await.map_err(failed)?
+            }
+        }
     }
 
     /// Reads the file again and serves it when it is valid and differs from the served one. An invalid
     /// file changes nothing but the recorded failure. Blocks on file I/O and compilation: call it from a
-    /// blocking context.
+    /// blocking context. For a configuration from EMR, use [`refresh`](Self::refresh): this reads
+    /// nothing and says so.
     pub fn reload(&self) -> Result<ReloadOutcome, LoadError> {
-        let mut stamp = self.lock_reloading();
-        *stamp = FileStamp::of(&self.path);
-        self.reload_locked()
+        match &self.origin {
+            Origin::File { path, check, stamp } => {
+                let mut stamp = lock(stamp);
+                *stamp = FileStamp::of(path);
+                self.publish(read(path, *check))
+            }
+            #[cfg(feature = "emr")]
+            Origin::Emr { .. } => Err(LoadError::Fetch {
+                code: "not-a-file",
+                message: format!("`{}` is read from EMR, not from a file", Escaped(&self.describe())),
+            }),
+        }
     }
 
     /// Like [`reload`](Self::reload), but only when the file's size, times or inode changed since it was
     /// last read; otherwise [`ReloadOutcome::NotModified`]. A file that disappears fails once, not on
     /// every call.
     pub fn reload_if_modified(&self) -> Result<ReloadOutcome, LoadError> {
-        let mut stamp = self.lock_reloading();
-        let now = FileStamp::of(&self.path);
+        let (path, check, stamp) = match &self.origin {
+            Origin::File { path, check, stamp } => (path, check, stamp),
+            #[cfg(feature = "emr")]
+            Origin::Emr { .. } => return self.reload(),
+        };
+        let mut stamp = lock(stamp);
+        let now = FileStamp::of(path);
         if now == *stamp {
             return Ok(ReloadOutcome::NotModified);
         }
         *stamp = now;
-        self.reload_locked()
+        self.publish(read(path, *check))
     }
 
-    /// Reads and compiles under the reload lock (held by the caller), then publishes the outcome.
-    fn reload_locked(&self) -> Result<ReloadOutcome, LoadError> {
-        let outcome = read(&self.path, self.check).and_then(|bytes| {
+    /// Publishes what a reload read (under the reload lock of its origin, held by the caller): the
+    /// served generation stays when the document is the served one; a new valid document becomes the
+    /// next generation; a failure is recorded and keeps the served generation.
+    fn publish(&self, read: Result<Candidate, LoadError>) -> Result<ReloadOutcome, LoadError> {
+        let outcome = read.and_then(|candidate| {
             let current = self.current.load();
-            if fingerprint(&bytes) == current.fingerprint {
+            if candidate.fingerprint() == current.fingerprint {
                 return Ok(ReloadOutcome::Unchanged);
             }
-            let next = compile(&self.path, &self.options, &bytes, current.number + 1)?;
+            let next = compile(candidate, &self.options, current.number + 1)?;
             let generation = next.number;
             self.current.store(Arc::new(next));
             self.reloads.fetch_add(1, Ordering::Relaxed);
@@ -256,22 +391,66 @@ impl ConfigStore {
     pub fn reload_failures(&self) -> u64 {
         self.reload_failures.load(Ordering::Relaxed)
     }
+}
 
-    fn lock_reloading(&self) -> MutexGuard<'_, Option<FileStamp>> {
-        self.reloading.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Candidate {
+    #[cfg(feature = "emr")]
+    fn from_emr(fetched: &EmrConfiguration) -> Candidate {
+        Candidate {
+            bytes: fetched.document().to_vec(),
+            source: fetched.label(),
+            fallback_role: fetched.instance_profile_role().cloned(),
+        }
+    }
+
+    /// What tells two documents apart: their bytes, their names and their fallback roles.
+    fn fingerprint(&self) -> u64 {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (&self.bytes, &self.source, self.fallback_role.as_ref().map(RoleArn::as_str)).hash(&mut hasher);
+        hasher.finish()
     }
 }
 
-/// Reads the trusted file, within the document size limit.
-fn read(path: &Path, check: FileCheck) -> Result<Vec<u8>, LoadError> {
-    let file = open_trusted(path, FileKind::Configuration, check)?;
-    read_document(file)
-        .map_err(|e| LoadError::File(FileError::Unreadable { path: shown(path), message: e.to_string() }))
+/// An AWS failure as a [`LoadError`], with a code for `/readyz`.
+#[cfg(feature = "emr")]
+fn fetch_error(error: &SourceError) -> LoadError {
+    let code = match error.kind {
+        ErrorKind::AccessDenied => "aws-access-denied",
+        ErrorKind::Throttling => "aws-throttled",
+        ErrorKind::Timeout => "aws-timeout",
+        ErrorKind::Connection => "aws-unreachable",
+        ErrorKind::ServerError => "aws-server-error",
+        ErrorKind::InvalidRequest => "aws-invalid-request",
+        ErrorKind::BaseCredentials => "aws-base-credentials",
+        ErrorKind::Other => "aws-failed",
+    };
+    LoadError::Fetch { code, message: error.to_string() }
 }
 
-fn compile(path: &Path, options: &ResolverOptions, bytes: &[u8], number: u64) -> Result<Generation, LoadError> {
-    let name = shown(path);
-    let config = SecurityConfiguration::from_slice_with(bytes, options).map_err(|diagnostics| LoadError::Invalid {
+/// Reads the trusted file, within the document size limit.
+fn read(path: &Path, check: FileCheck) -> Result<Candidate, LoadError> {
+    let file = open_trusted(path, FileKind::Configuration, check)?;
+    let bytes = read_document(file)
+        .map_err(|e| LoadError::File(FileError::Unreadable { path: shown(path), message: e.to_string() }))?;
+    Ok(Candidate { bytes, source: path.to_string_lossy().into_owned(), fallback_role: None })
+}
+
+/// Compiles `candidate` with `options` (its fallback role unless `options` names one) into generation
+/// `number`.
+fn compile(candidate: Candidate, options: &ResolverOptions, number: u64) -> Result<Generation, LoadError> {
+    let fingerprint = candidate.fingerprint();
+    let Candidate { bytes, source, fallback_role } = candidate;
+    let name = Escaped(&source).to_string();
+    let options = match (options.fallback_role(), fallback_role) {
+        (None, Some(role)) => options.clone().with_fallback_role(Some(role)),
+        _ => options.clone(),
+    };
+    let bytes = bytes.as_slice();
+    let config = SecurityConfiguration::from_slice_with(bytes, &options).map_err(|diagnostics| LoadError::Invalid {
         count: diagnostics.error_count(),
         first: diagnostics
             .iter()
@@ -285,16 +464,10 @@ fn compile(path: &Path, options: &ResolverOptions, bytes: &[u8], number: u64) ->
         diagnostics: diagnostics.as_slice().to_vec(),
         path: name.clone(),
     })?;
-    let resolver = ResolverBuilder::with_options(options.clone())
+    let resolver = ResolverBuilder::with_options(options)
         .build(&config)
         .map_err(|e| LoadError::Build { path: name, message: e.to_string() })?;
-    Ok(Generation { number, resolver, loaded_at: SystemTime::now(), fingerprint: fingerprint(bytes) })
-}
-
-fn fingerprint(bytes: &[u8]) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut hasher);
-    hasher.finish()
+    Ok(Generation { number, resolver, loaded_at: SystemTime::now(), source, fingerprint })
 }
 
 #[cfg(test)]

@@ -161,6 +161,29 @@ impl Moto {
         state["sts"]["AssumedRole"].as_array().cloned().unwrap_or_default()
     }
 
+    /// Sets up EMR and IAM in this moto through boto3 (`tests/support/moto_emr.py`: roles, instance
+    /// profiles, security configurations, created or replaced, and clusters); returns the cluster IDs by
+    /// the names `spec` gave them.
+    pub fn emr_setup(&self, mut spec: serde_json::Value) -> std::collections::HashMap<String, String> {
+        spec["endpoint"] = self.endpoint().into();
+        let python = python();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/moto_emr.py");
+        let mut child = aws_command(&python)
+            .arg(&script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run `{}`: {e} ({INSTALL_HELP})", python.display()));
+        child.stdin.take().unwrap().write_all(spec.to_string().as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "the EMR set-up in moto failed ({INSTALL_HELP}): {stderr}");
+        let made: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let clusters = made["clusters"].as_object().cloned().unwrap_or_default();
+        clusters.into_iter().map(|(name, id)| (name, id.as_str().unwrap_or_default().to_owned())).collect()
+    }
+
     /// Stops moto now (it is also stopped on drop).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
@@ -183,6 +206,14 @@ impl Drop for Moto {
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("a free loopback port");
     listener.local_addr().expect("a bound address").port()
+}
+
+/// The Python beside `moto_server`, with boto3 (the virtual environment of `scripts/install-moto.sh`).
+pub fn python() -> PathBuf {
+    let server = moto_server();
+    let python = server.with_file_name("python3");
+    assert!(python.is_file(), "no `{}` beside `{}`: {INSTALL_HELP}", python.display(), server.display());
+    python
 }
 
 /// Where `moto_server` is: `MOTO_SERVER`, the project's virtual environment, or `PATH`.

@@ -61,6 +61,18 @@ impl Served {
         let dir = TempDir::new("serve");
         let config_path = dir.path().join("config.json");
         std::fs::write(&config_path, config).unwrap();
+        let source = ["--config".to_owned(), config_path.to_string_lossy().into_owned()];
+        Served::launch(dir, &source, sts, extra)
+    }
+
+    /// Like [`start`](Self::start), but with the configuration from `source` (such as
+    /// `["--cluster-id", ID, "--endpoint-url", URL]`) instead of a file.
+    pub fn start_from(source: &[&str], sts: &str, extra: &[&str]) -> Served {
+        let source: Vec<String> = source.iter().map(|s| s.to_string()).collect();
+        Served::launch(TempDir::new("serve"), &source, sts, extra)
+    }
+
+    fn launch(dir: TempDir, source: &[String], sts: &str, extra: &[&str]) -> Served {
         let token_path = dir.path().join("token");
         std::fs::write(&token_path, format!("{TOKEN}\n")).unwrap();
         // A secret: the server refuses a token file that others can read.
@@ -69,8 +81,8 @@ impl Served {
         let socket = dir.path().join("serve.sock");
         let mut command = moto::aws_command(env!("CARGO_BIN_EXE_emrfs-rolemap"));
         command
-            .args(["serve", "--config"])
-            .arg(&config_path)
+            .arg("serve")
+            .args(source)
             .args(["--listen", "127.0.0.1:0", "--socket"])
             .arg(&socket)
             .arg("--token-file")

@@ -9,7 +9,7 @@ use emrfs_rolemap::synth;
 use emrfs_rolemap::{Escaped, RequestLines, RequestSpec};
 
 use crate::bench::{self, BenchReport, BenchSettings};
-use crate::{ConfigArgs, Format, Unusable, cannot_read, distinct_inputs, open, print, read_config_bytes, usable};
+use crate::{ConfigArgs, Format, Unusable, cannot_read, distinct_inputs, open, print, usable};
 
 #[derive(Args)]
 pub(crate) struct GenerateArgs {
@@ -64,10 +64,11 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode, Unusable> {
         return Err(Unusable(format!("invalid --seconds `{}`: a number of seconds, 0 or more", args.seconds)));
     }
     distinct_inputs(&args.config, "--requests", args.requests.as_deref())?;
-    let options = args.config.options()?;
-    let bytes = read_config_bytes(&args.config.config)?;
+    let document = args.config.source.document()?;
+    let options = args.config.options(&document)?;
+    let bytes = document.bytes;
     // Errors are rendered with their positions, as `check` shows them, before anything is measured.
-    usable(&bytes, &options, args.config.display_name())?;
+    usable(&bytes, &options, &document.name)?;
     let requests = match &args.requests {
         Some(file) => Some(read_requests(file)?),
         None => None,

@@ -14,6 +14,7 @@ use emrfs_rolemap::credentials::{
 };
 use emrfs_rolemap::{Escaped, Resolver};
 
+use super::source::AwsArgs;
 use super::{EscapedLines, RequestArgs, Unusable};
 
 /// The async runtime `builder` makes, with every driver (I/O, time) enabled.
@@ -24,16 +25,10 @@ pub(crate) fn runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::run
 /// Where to get credentials and how to assume the role.
 #[derive(Args)]
 pub struct StsArgs {
-    /// The STS endpoint URL (a VPC endpoint, an emulator); default: the region's.
+    /// The STS endpoint URL (a VPC endpoint, an emulator); default: --endpoint-url, then
+    /// `AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL`, the profile's, else the region's.
     #[arg(long, value_name = "URL")]
     sts_endpoint: Option<String>,
-    /// The AWS region; default: `AWS_REGION`, then `AWS_DEFAULT_REGION`.
-    #[arg(long)]
-    region: Option<String>,
-    /// Take the base credentials from this profile instead of the default chain (environment,
-    /// profile, web identity, container, instance profile).
-    #[arg(long, value_name = "NAME")]
-    profile: Option<String>,
     /// The role session name template; `{user}` and `{group}` are replaced.
     #[arg(long, value_name = "TEMPLATE", default_value = AssumeRoleSettings::DEFAULT_SESSION_NAME)]
     session_name: String,
@@ -63,10 +58,11 @@ struct ProcessCredentials<'a> {
 
 /// Runs the command for `request` against `resolver`. Everything the user can get wrong is checked
 /// before the first network call.
-pub fn run(resolver: &Resolver, request: &RequestArgs, args: &StsArgs) -> Result<ExitCode, Unusable> {
+pub fn run(resolver: &Resolver, request: &RequestArgs, args: &StsArgs, aws: &AwsArgs) -> Result<ExitCode, Unusable> {
     let settings = args.settings()?;
-    let parsed = request.parse()?;
-    let config = args.source_config()?;
+    let spec = request.spec()?;
+    let parsed = RequestArgs::parse(&spec)?;
+    let config = args.source_config(aws)?;
 
     let fetched = runtime(tokio::runtime::Builder::new_current_thread())?.block_on(async {
         let source = StsSource::new(config).await?;
@@ -107,24 +103,9 @@ impl StsArgs {
         Ok(settings)
     }
 
-    /// Where the STS source gets its endpoint, region and base credentials; checked, not yet connected.
-    pub fn source_config(&self) -> Result<StsSourceConfig, Unusable> {
-        let mut config = StsSourceConfig::new(region(self)?);
-        config.endpoint_url = self.sts_endpoint.clone();
-        if let Some(profile) = &self.profile {
-            config = config.with_profile(profile);
-        }
-        config.validate()?;
-        Ok(config)
+    /// Where the STS source gets its endpoint (`--sts-endpoint`, else as every AWS call of the run), region
+    /// and base credentials; checked, not yet connected.
+    pub fn source_config(&self, aws: &AwsArgs) -> Result<StsSourceConfig, Unusable> {
+        aws.source_config(self.sts_endpoint.as_deref())
     }
-}
-
-/// `--region`, else `AWS_REGION`, else `AWS_DEFAULT_REGION`; never looked up over the network.
-fn region(args: &StsArgs) -> Result<String, Unusable> {
-    let from_env = |name| std::env::var(name).ok().filter(|r| !r.is_empty());
-    args.region
-        .clone()
-        .or_else(|| from_env("AWS_REGION"))
-        .or_else(|| from_env("AWS_DEFAULT_REGION"))
-        .ok_or_else(|| Unusable("no AWS region: give --region or set AWS_REGION".into()))
 }

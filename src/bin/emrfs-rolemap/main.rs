@@ -13,6 +13,7 @@ mod test_cmd;
 mod policy_cmd;
 #[cfg(all(feature = "sts", feature = "server", unix))]
 mod serve_cmd;
+mod source;
 
 use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
@@ -20,7 +21,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use emrfs_rolemap::cases::CaseFile;
 use emrfs_rolemap::{
-    Checked, Escaped, PrefixMatch, Request, RequestLines, Resolver, ResolverBuilder, ResolverOptions, RoleArn,
+    Escaped, PrefixMatch, Request, RequestLines, RequestSpec, Resolver, ResolverBuilder, ResolverOptions, RoleArn,
     SecurityConfiguration, Severity, check,
 };
 
@@ -63,7 +64,7 @@ enum Command {
         request: RequestArgs,
         /// Read requests as JSON Lines (`{"user", "groups", "path"}`) from FILE (`-` for standard input)
         /// and write one JSON line per request.
-        #[arg(long, value_name = "FILE", conflicts_with_all = ["user", "group", "path"])]
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["user", "group", "os_groups", "path"])]
         requests: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -110,16 +111,16 @@ enum Command {
 
 #[derive(Args)]
 struct ConfigArgs {
-    /// The security configuration (any accepted form); `-` reads standard input.
-    #[arg(long, value_name = "FILE")]
-    config: String,
+    #[command(flatten)]
+    source: source::SourceArgs,
     /// How `Prefix` identifiers match keys.
     #[arg(long, value_enum, default_value_t = PrefixMatchArg::String)]
     prefix_match: PrefixMatchArg,
     /// Treat identifiers with `*`, `?`, `[` or `{` as globs.
     #[arg(long)]
     globs: bool,
-    /// The instance-profile role ARN to report on a fallback.
+    /// The instance-profile role ARN to report on a fallback (default with --cluster-id: the role of the
+    /// cluster's instance profile).
     #[arg(long, value_name = "ARN")]
     fallback_role: Option<String>,
 }
@@ -132,6 +133,10 @@ struct RequestArgs {
     /// A Hadoop group of the user (repeat for several).
     #[arg(long = "group", value_name = "GROUP")]
     group: Vec<String>,
+    /// Look the user's groups up in the operating system (NSS, as the server does), primary group
+    /// first; without --user, this process's user and groups.
+    #[arg(long, conflicts_with = "group")]
+    os_groups: bool,
     /// The S3 location, `s3://bucket/key`.
     #[arg(long)]
     path: Option<String>,
@@ -210,17 +215,22 @@ fn run(command: Command) -> Result<ExitCode, Unusable> {
         Command::Policy { policy } => policy_cmd::run(policy),
         Command::Resolve { config, requests: Some(file), .. } => {
             distinct_inputs(&config, "--requests", Some(&file))?;
-            let resolver = load(&config, config.options()?)?;
+            let document = config.source.document()?;
+            let resolver = load(&document, config.options(&document)?)?;
             resolve_batch(&resolver, open(&file)?)
         }
         Command::Resolve { config, request, requests: None, format } => {
-            let resolver = load(&config, config.options()?)?;
-            let resolution = resolver.resolve(&request.parse()?);
+            let spec = request.spec()?;
+            let document = config.source.document()?;
+            let resolver = load(&document, config.options(&document)?)?;
+            let resolution = resolver.resolve(&RequestArgs::parse(&spec)?);
             print(format, &resolution, |out| writeln!(out, "{resolution}"))
         }
         Command::Explain { config, request, format } => {
-            let resolver = load(&config, config.options()?)?;
-            let explanation = resolver.explain(&request.parse()?);
+            let spec = request.spec()?;
+            let document = config.source.document()?;
+            let resolver = load(&document, config.options(&document)?)?;
+            let explanation = resolver.explain(&RequestArgs::parse(&spec)?);
             print(format, &explanation, |out| writeln!(out, "{explanation}"))
         }
         Command::Test { config, cases, format } => {
@@ -228,14 +238,22 @@ fn run(command: Command) -> Result<ExitCode, Unusable> {
             let file = CaseFile::from_json(&read_cases(&cases)?).map_err(|e| {
                 Unusable(format!("invalid cases file `{}`: {}", Escaped(&cases), Escaped(&e.to_string())))
             })?;
-            let options = file.options(&config.options()?).map_err(Unusable)?;
-            test_cmd::run(&load(&config, options)?, &file, format)
+            let document = config.source.document()?;
+            let options =
+                file.options(&config.options(&document)?).map_err(|e| match config.cluster_role(&document) {
+                    Some(role) => {
+                        Unusable(format!("{e} (the fallback role is the role of the instance profile of {role})"))
+                    }
+                    None => Unusable(e),
+                })?;
+            test_cmd::run(&load(&document, options)?, &file, format)
         }
         Command::Generate(args) => bench_cmd::generate(&args),
         Command::Bench(args) => bench_cmd::run(&args),
         #[cfg(feature = "sts")]
         Command::Credentials { config, request, sts } => {
-            credentials_cmd::run(&load(&config, config.options()?)?, &request, &sts)
+            let document = config.source.document()?;
+            credentials_cmd::run(&load(&document, config.options(&document)?)?, &request, &sts, &config.source.aws)
         }
         #[cfg(all(feature = "sts", feature = "server", unix))]
         Command::Serve(args) => serve_cmd::run(*args),
@@ -243,15 +261,39 @@ fn run(command: Command) -> Result<ExitCode, Unusable> {
 }
 
 impl RequestArgs {
-    fn parse(&self) -> Result<Request<'_>, Unusable> {
-        Request::parse(self.user.as_deref(), &self.group, self.path.as_deref()).map_err(|e| {
-            Unusable(format!("invalid --path `{}`: {e}", Escaped(self.path.as_deref().unwrap_or_default())))
+    /// The request's fields: as given, or with the groups from the operating system (`--os-groups`).
+    fn spec(&self) -> Result<RequestSpec, Unusable> {
+        let (user, groups) = if self.os_groups {
+            let found =
+                RequestSpec::from_os(self.user.as_deref()).map_err(|e| Unusable(format!("--os-groups: {e}")))?;
+            (found.user, found.groups)
+        } else {
+            (self.user.clone(), self.group.clone())
+        };
+        Ok(RequestSpec { user, groups, path: self.path.clone() })
+    }
+
+    /// The request of `spec`; an invalid path is an invalid `--path`.
+    fn parse(spec: &RequestSpec) -> Result<Request<'_>, Unusable> {
+        spec.request().map_err(|e| {
+            Unusable(format!("invalid --path `{}`: {e}", Escaped(spec.path.as_deref().unwrap_or_default())))
         })
     }
 }
 
 impl ConfigArgs {
-    fn options(&self) -> Result<ResolverOptions, Unusable> {
+    /// The options of the flags, for `document`: the fallback role is `--fallback-role`, else the role of
+    /// the instance profile of the cluster the document was read through.
+    fn options(&self, document: &source::Document) -> Result<ResolverOptions, Unusable> {
+        let options = self.flag_options()?;
+        Ok(match (options.fallback_role(), document.instance_profile_role()) {
+            (None, Some(role)) => options.clone().with_fallback_role(Some(role.clone())),
+            _ => options,
+        })
+    }
+
+    /// The options the flags give.
+    fn flag_options(&self) -> Result<ResolverOptions, Unusable> {
         let fallback_role = match &self.fallback_role {
             None => None,
             Some(text) => Some(
@@ -269,14 +311,15 @@ impl ConfigArgs {
             .with_fallback_role(fallback_role))
     }
 
-    fn display_name(&self) -> &str {
-        if self.config == "-" { "<stdin>" } else { &self.config }
-    }
-
-    fn check(&self) -> Result<(Checked, ResolverOptions), Unusable> {
-        let options = self.options()?;
-        let bytes = read_config_bytes(&self.config)?;
-        Ok((check(&bytes, &options), options))
+    /// The source of the fallback role, when it is the cluster's (no `--fallback-role`): `cluster ID`.
+    fn cluster_role(&self, document: &source::Document) -> Option<String> {
+        #[cfg(feature = "emr")]
+        if self.fallback_role.is_none() {
+            let cluster = document.emr.as_ref().and_then(|emr| emr.cluster_id());
+            return cluster.map(|id| format!("cluster `{}`", Escaped(id)));
+        }
+        let _ = document;
+        None
     }
 }
 
@@ -299,7 +342,7 @@ fn read_config_bytes(file: &str) -> Result<Vec<u8>, Unusable> {
 /// Refuses a second input (`flag`, such as `--requests`) that would read standard input with the
 /// configuration.
 fn distinct_inputs(config: &ConfigArgs, flag: &str, input: Option<&str>) -> Result<(), Unusable> {
-    if input == Some("-") && config.config == "-" {
+    if input == Some("-") && config.source.is_stdin() {
         return Err(Unusable(format!("--config and {flag} cannot both read standard input")));
     }
     Ok(())
@@ -327,9 +370,9 @@ fn read_cases(file: &str) -> Result<String, Unusable> {
     })
 }
 
-/// Reads, checks and compiles the configuration with `options`; any error makes the input unusable.
-fn load(args: &ConfigArgs, options: ResolverOptions) -> Result<Resolver, Unusable> {
-    let config = usable(&read_config_bytes(&args.config)?, &options, args.display_name())?;
+/// Checks and compiles the configuration `document` with `options`; any error makes the input unusable.
+fn load(document: &source::Document, options: ResolverOptions) -> Result<Resolver, Unusable> {
+    let config = usable(&document.bytes, &options, &document.name)?;
     Ok(ResolverBuilder::with_options(options).build(&config)?)
 }
 
@@ -352,13 +395,15 @@ fn check_command(
     deny_warnings: bool,
     instance_profile: &policy_cmd::InstanceProfileArgs,
 ) -> Result<ExitCode, Unusable> {
-    let (mut checked, _) = args.check()?;
-    for mismatch in instance_profile.mismatches()? {
+    let document = args.source.document()?;
+    let mut checked = check(&document.bytes, &args.options(&document)?);
+    for mismatch in instance_profile.mismatches(&document)? {
         checked.diagnostics.push(mismatch);
     }
     let diagnostics = &checked.diagnostics;
+    let name = document.name.as_str();
     print(format, &diagnostics.as_slice(), |out| {
-        write!(out, "{}", diagnostics.render(args.display_name()))?;
+        write!(out, "{}", diagnostics.render(name))?;
         let (errors, warnings, notes) =
             (diagnostics.error_count(), diagnostics.count(Severity::Warning), diagnostics.count(Severity::Note));
         let counts = format!("{warnings} warning(s), {notes} note(s)");
@@ -366,11 +411,11 @@ fn check_command(
             Some(config) if errors == 0 => writeln!(
                 out,
                 "{}: ok, {} role mapping(s), {} identifier(s), {counts}",
-                Escaped(args.display_name()),
+                Escaped(name),
                 config.mappings().len(),
                 config.identifier_count(),
             ),
-            _ => writeln!(out, "{}: {errors} error(s), {counts}", Escaped(args.display_name())),
+            _ => writeln!(out, "{}: {errors} error(s), {counts}", Escaped(name)),
         }
     })?;
     let failed = diagnostics.error_count() > 0 || (deny_warnings && diagnostics.count(Severity::Warning) > 0);

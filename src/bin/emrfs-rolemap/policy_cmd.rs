@@ -9,18 +9,19 @@ use clap::{Args, Subcommand};
 use emrfs_rolemap::policy::{InstanceProfileArn, PolicyDocument};
 use emrfs_rolemap::{Diagnostic, Escaped, ResolverOptions, RoleArn, SecurityConfiguration};
 
-use crate::{Format, Unusable, read_config_bytes, usable};
+use crate::source::{Document, SourceArgs};
+use crate::{Format, Unusable, usable};
 
 #[derive(Subcommand)]
 pub(crate) enum PolicyCommand {
     /// The trust policy each mapped role needs so that the instance-profile role can assume it.
     Trust {
-        /// The security configuration (any accepted form); `-` reads standard input.
-        #[arg(long, value_name = "FILE")]
-        config: String,
-        /// The role of the cluster's EC2 instance profile, which EMRFS calls AssumeRole with.
+        #[command(flatten)]
+        source: SourceArgs,
+        /// The role of the cluster's EC2 instance profile, which EMRFS calls AssumeRole with (default with
+        /// --cluster-id: the cluster's).
         #[arg(long, value_name = "ARN")]
-        instance_profile_role: String,
+        instance_profile_role: Option<String>,
         /// Also allow `sts:SetSourceIdentity` (when EMRFS sets a source identity).
         #[arg(long)]
         source_identity: bool,
@@ -29,9 +30,8 @@ pub(crate) enum PolicyCommand {
     },
     /// The identity policy of the instance-profile role: `sts:AssumeRole` on exactly the mapped roles.
     Assume {
-        /// The security configuration (any accepted form); `-` reads standard input.
-        #[arg(long, value_name = "FILE")]
-        config: String,
+        #[command(flatten)]
+        source: SourceArgs,
         /// Also allow `sts:SetSourceIdentity` (roles in other accounts need it on both sides).
         #[arg(long)]
         source_identity: bool,
@@ -57,20 +57,30 @@ pub(crate) enum PolicyCommand {
     },
 }
 
-/// `check --instance-profile ARN --instance-profile-role ARN`.
+/// `check --instance-profile ARN --instance-profile-role ARN` (with `--cluster-id`, the cluster's).
 #[derive(Args)]
 pub(crate) struct InstanceProfileArgs {
     /// The cluster's EC2 instance profile ARN, checked against --instance-profile-role.
     #[arg(long, value_name = "ARN", requires = "instance_profile_role")]
+    #[cfg_attr(feature = "emr", arg(conflicts_with = "cluster_id"))]
     instance_profile: Option<String>,
     /// The role that instance profile holds.
     #[arg(long, value_name = "ARN", requires = "instance_profile")]
+    #[cfg_attr(feature = "emr", arg(conflicts_with = "cluster_id"))]
     instance_profile_role: Option<String>,
 }
 
 impl InstanceProfileArgs {
-    /// The errors about the instance profile and its role; none when the flags are not given.
-    pub(crate) fn mismatches(&self) -> Result<Vec<Diagnostic>, Unusable> {
+    /// The errors about the instance profile and its role: the flags', or those of the cluster
+    /// `document` was read through; none without either.
+    pub(crate) fn mismatches(&self, document: &Document) -> Result<Vec<Diagnostic>, Unusable> {
+        #[cfg(feature = "emr")]
+        if let Some(emr) = &document.emr
+            && let (Some(profile), Some(role)) = (emr.instance_profile(), emr.instance_profile_role())
+        {
+            return Ok(profile.mismatches(role));
+        }
+        let _ = document;
         let (Some(profile), Some(role)) = (&self.instance_profile, &self.instance_profile_role) else {
             return Ok(Vec::new());
         };
@@ -88,16 +98,27 @@ fn role_arn(flag: &str, text: &str) -> Result<RoleArn, Unusable> {
 }
 
 /// Reads a configuration that must have no errors (warnings do not matter to its policies).
-fn configuration(file: &str) -> Result<SecurityConfiguration, Unusable> {
-    usable(&read_config_bytes(file)?, &ResolverOptions::default(), if file == "-" { "<stdin>" } else { file })
+fn configuration(document: &Document) -> Result<SecurityConfiguration, Unusable> {
+    usable(&document.bytes, &ResolverOptions::default(), &document.name)
 }
 
 pub(crate) fn run(command: PolicyCommand) -> Result<ExitCode, Unusable> {
     let mut out = io::stdout().lock();
     match command {
-        PolicyCommand::Trust { config, instance_profile_role, source_identity, format } => {
-            let role = role_arn("--instance-profile-role", &instance_profile_role)?;
-            let config = configuration(&config)?;
+        PolicyCommand::Trust { source, instance_profile_role, source_identity, format } => {
+            let document = source.document()?;
+            let role = match (&instance_profile_role, document.instance_profile_role()) {
+                (Some(text), _) => role_arn("--instance-profile-role", text)?,
+                (None, Some(role)) => role.clone(),
+                (None, None) => {
+                    return Err(Unusable(
+                        "policy trust needs --instance-profile-role ARN (or --cluster-id, whose instance profile's role it \
+                         takes)"
+                            .into(),
+                    ));
+                }
+            };
+            let config = configuration(&document)?;
             let policies = PolicyDocument::trust(&config, &role, source_identity)?;
             match format {
                 Format::Json => {
@@ -115,8 +136,8 @@ pub(crate) fn run(command: PolicyCommand) -> Result<ExitCode, Unusable> {
                 }
             }
         }
-        PolicyCommand::Assume { config, source_identity, format } => {
-            let config = configuration(&config)?;
+        PolicyCommand::Assume { source, source_identity, format } => {
+            let config = configuration(&source.document()?)?;
             let document = PolicyDocument::assume(&config, source_identity);
             let roles = document.resources().count();
             let header =

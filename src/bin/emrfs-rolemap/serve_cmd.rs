@@ -94,7 +94,13 @@ pub struct ServeArgs {
     write_timeout: Seconds,
     /// Seconds between checks of the configuration file for changes; 0 reloads on SIGHUP only.
     #[arg(long, value_name = "SECONDS", default_value_t = Seconds(ServerOptions::DEFAULT_WATCH_INTERVAL), value_parser = Seconds::any)]
+    #[cfg_attr(feature = "emr", arg(conflicts_with_all = ["security_configuration", "cluster_id"]))]
     watch_interval: Seconds,
+    /// Seconds between reads of the configuration from EMR (--security-configuration, --cluster-id); 0
+    /// reads it again on SIGHUP only.
+    #[cfg(feature = "emr")]
+    #[arg(long, value_name = "SECONDS", default_value_t = Seconds(ConfigStore::DEFAULT_POLL_INTERVAL), value_parser = Seconds::any, conflicts_with = "config")]
+    poll_interval: Seconds,
     /// The most credentials the cache keeps (one per role, session name and source identity); the
     /// least recently used go first.
     #[arg(long, value_name = "N", default_value_t = CacheConfig::DEFAULT_MAX_ENTRIES, value_parser = at_least_one)]
@@ -151,6 +157,20 @@ enum FallbackArg {
 }
 
 impl ServeArgs {
+    /// The configuration store: the file of --config, or what EMR holds, read again every
+    /// --poll-interval. The fallback role is --fallback-role, else the cluster's (the store's rule).
+    async fn store(&self) -> Result<ConfigStore, Unusable> {
+        let options = self.config.flag_options()?;
+        #[cfg(feature = "emr")]
+        if self.config.source.config.is_none() {
+            let fetched = self.config.source.fetch().await?;
+            let poll_interval = Some(self.poll_interval.0).filter(|i| !i.is_zero());
+            return ConfigStore::from_emr(fetched, options, poll_interval).map_err(|e| Unusable(e.report()));
+        }
+        let file = self.config.source.config.as_deref().unwrap_or_default();
+        ConfigStore::open(file, options, self.file_check()).map_err(|e| Unusable(e.report()))
+    }
+
     fn file_check(&self) -> FileCheck {
         if self.insecure_files { FileCheck::WarnOnly } else { FileCheck::Enforce }
     }
@@ -183,12 +203,12 @@ fn parse_mode(text: &str) -> Result<u32, String> {
 
 /// Checks everything the user can get wrong, loads the configuration, then serves until SIGTERM.
 pub fn run(args: ServeArgs) -> Result<ExitCode, Unusable> {
-    if args.config.config == "-" {
+    if args.config.source.is_stdin() {
         return Err(Unusable("serve reloads its configuration from a file; --config cannot be `-`".into()));
     }
     let settings = args.sts.settings()?;
     let cache_config = args.cache_config(settings.duration_seconds)?;
-    let source_config = args.sts.source_config()?;
+    let source_config = args.sts.source_config(&args.config.source.aws)?;
     let listen = match (args.listen, &args.socket) {
         (None, None) => Some(DEFAULT_LISTEN.parse().map_err(|e| Unusable(format!("{e}")))?),
         (listen, _) => listen,
@@ -220,15 +240,14 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Unusable> {
         FallbackArg::Trusted => FallbackCredentials::Trusted,
     };
     options.file_check = args.file_check();
-    let store = ConfigStore::open(&args.config.config, args.config.options()?, args.file_check())
-        .map_err(|e| Unusable(e.report()))?;
+    let runtime = runtime(tokio::runtime::Builder::new_multi_thread())?;
+    let store = runtime.block_on(args.store())?;
     tracing::info!(
         "loaded `{}`: generation 1, {} role mapping(s)",
-        Escaped(&args.config.config),
+        Escaped(&store.describe()),
         store.current().resolver().config().mappings().len()
     );
 
-    let runtime = runtime(tokio::runtime::Builder::new_multi_thread())?;
     let served = runtime.block_on(async {
         let source = StsSource::new(source_config).await?;
         let broker = Broker::new(CredentialCache::new(source, cache_config), settings)?;

@@ -26,13 +26,14 @@ pub(crate) fn run(resolver: &Resolver, file: &CaseFile, format: TestFormat) -> R
         .enumerate()
         .map(|(position, case)| {
             let name = case.display_name(position);
-            match case.request() {
-                Err(e) => Outcome {
-                    name,
-                    failures: vec![format!("invalid path `{}`: {e}", case.path.as_deref().unwrap_or_default())],
-                    resolution: serde_json::Value::Null,
-                    explanation: None,
-                },
+            let spec = case.spec();
+            let request = spec.as_ref().map_err(Clone::clone).and_then(|spec| {
+                spec.request().map_err(|e| format!("invalid path `{}`: {e}", case.path.as_deref().unwrap_or_default()))
+            });
+            match request {
+                Err(failure) => {
+                    Outcome { name, failures: vec![failure], resolution: serde_json::Value::Null, explanation: None }
+                }
                 Ok(request) => {
                     let resolution = resolver.resolve(&request);
                     let failures = case.mismatches(&resolution);
