@@ -1,7 +1,8 @@
 //! The HTTP server mode: the engine and the credential cache behind a local socket, for proxies written
 //! in other languages.
 //!
-//! - `store.rs`: the served configuration ([`ConfigStore`]), its generations and hot reload;
+//! - `store.rs`: the served configuration ([`ConfigStore`]) from a trusted file or from EMR, its
+//!   generations and hot reload;
 //! - `files.rs`: trusted files, opened so that none can block the server ([`FileCheck`]);
 //! - `peer.rs`: who is asking (the [`BearerToken`] over TCP, the `SO_PEERCRED` uid over a Unix socket)
 //!   and the OS's user and group database, asked on threads of its own;
@@ -14,7 +15,7 @@
 //! stops accepting and drains: requests in flight finish (within [`ServerOptions::drain_timeout`]),
 //! idle keep-alive connections close. [`run_until_signalled`] adds the process's signals: `SIGHUP`
 //! reloads the configuration, `SIGTERM` and `SIGINT` drain and return, and the file is watched for
-//! changes.
+//! changes (a configuration from EMR is polled).
 //!
 //! Bad input never takes the server down: every request error is a JSON answer with a status code, a
 //! slow client is cut off by the header and body timeouts, and connections are bounded.

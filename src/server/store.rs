@@ -428,7 +428,7 @@ fn fetch_error(error: &SourceError) -> LoadError {
         ErrorKind::BaseCredentials => "aws-base-credentials",
         ErrorKind::Other => "aws-failed",
     };
-    LoadError::Fetch { code, message: error.to_string() }
+    LoadError::Fetch { code, message: Escaped(&error.to_string()).to_string() }
 }
 
 /// Reads the trusted file, within the document size limit.
@@ -517,5 +517,67 @@ mod tests {
         assert_eq!(store.reload_if_modified().unwrap(), ReloadOutcome::NotModified);
         assert_eq!(store.current().number(), 2);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn candidate(text: &str, source: &str, fallback_role: Option<&str>) -> Result<Candidate, LoadError> {
+        let fallback_role = fallback_role.map(|r| RoleArn::parse(r).unwrap());
+        Ok(Candidate { bytes: text.as_bytes().to_vec(), source: source.to_owned(), fallback_role })
+    }
+
+    /// What a document from elsewhere (EMR) goes through: the same document under the same name and
+    /// fallback role changes nothing; another name (a cluster moved to another security
+    /// configuration) or another fallback role is a new generation, as is another document; a failure
+    /// keeps the generation until a read succeeds.
+    #[test]
+    fn published_documents_are_new_generations_only_when_something_differs() {
+        let file = std::env::temp_dir().join(format!("emrfs-rolemap-publish-{}.json", std::process::id()));
+        std::fs::write(&file, ONE).unwrap();
+        let store = ConfigStore::open(&file, ResolverOptions::default(), FileCheck::WarnOnly).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        let cluster_role = "arn:aws:iam::123456789012:role/EMR_EC2_Lake";
+        let outcomes = [
+            store.publish(candidate(ONE, "security configuration a (from EMR)", Some(cluster_role))),
+            store.publish(candidate(ONE, "security configuration a (from EMR)", Some(cluster_role))),
+            store.publish(candidate(ONE, "security configuration b (from EMR)", Some(cluster_role))),
+            store.publish(candidate(ONE, "security configuration b (from EMR)", None)),
+            store.publish(candidate(TWO, "security configuration b (from EMR)", None)),
+        ];
+        let generations: Vec<_> = outcomes.into_iter().map(Result::unwrap).collect();
+        assert_eq!(
+            generations,
+            [
+                ReloadOutcome::Reloaded { generation: 2 },
+                ReloadOutcome::Unchanged,
+                ReloadOutcome::Reloaded { generation: 3 },
+                ReloadOutcome::Reloaded { generation: 4 },
+                ReloadOutcome::Reloaded { generation: 5 },
+            ]
+        );
+        assert_eq!(store.describe(), "security configuration b (from EMR)");
+        assert!(role(&store).ends_with("/two"));
+
+        let refused = LoadError::Fetch { code: "aws-access-denied", message: "EMR refused".into() };
+        assert_eq!(store.publish(Err(refused)).unwrap_err().code(), "aws-access-denied");
+        assert_eq!(store.current().number(), 5);
+        assert_eq!(store.last_failure().map(|f| f.error.code()), Some("aws-access-denied"));
+        assert_eq!(
+            store.publish(candidate(TWO, "security configuration b (from EMR)", None)).unwrap(),
+            ReloadOutcome::Unchanged
+        );
+        assert!(store.last_failure().is_none());
+        assert_eq!((store.reloads(), store.reload_failures()), (4, 1));
+    }
+
+    #[test]
+    fn a_cluster_role_is_the_fallback_unless_the_options_name_one() {
+        let fallback = |options: ResolverOptions| {
+            let candidate = candidate(ONE, "emr", Some("arn:aws:iam::123456789012:role/cluster")).unwrap();
+            let generation = compile(candidate, &options, 1).unwrap();
+            let resolution = generation.resolver().resolve(&crate::Request::new().user("bob"));
+            resolution.role().map(|r| r.name().to_owned())
+        };
+        assert_eq!(fallback(ResolverOptions::default()).as_deref(), Some("cluster"));
+        let chosen = RoleArn::parse("arn:aws:iam::123456789012:role/chosen").unwrap();
+        assert_eq!(fallback(ResolverOptions::default().with_fallback_role(Some(chosen))).as_deref(), Some("chosen"));
     }
 }

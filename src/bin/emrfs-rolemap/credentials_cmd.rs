@@ -9,13 +9,13 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::Args;
+use emrfs_rolemap::Escaped;
 use emrfs_rolemap::credentials::{
     AssumeRoleSettings, Broker, CacheConfig, CredentialCache, StsSource, StsSourceConfig,
 };
-use emrfs_rolemap::{Escaped, Resolver};
 
 use super::source::AwsArgs;
-use super::{EscapedLines, RequestArgs, Unusable};
+use super::{ConfigArgs, EscapedLines, RequestArgs, Unusable, load};
 
 /// The async runtime `builder` makes, with every driver (I/O, time) enabled.
 pub(crate) fn runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, Unusable> {
@@ -56,16 +56,18 @@ struct ProcessCredentials<'a> {
     expiration: Option<String>,
 }
 
-/// Runs the command for `request` against `resolver`. Everything the user can get wrong is checked
-/// before the first network call.
-pub fn run(resolver: &Resolver, request: &RequestArgs, args: &StsArgs, aws: &AwsArgs) -> Result<ExitCode, Unusable> {
+/// Runs the command for `request` against the configuration of `config`. Everything the user can get
+/// wrong is checked before the first network call (to EMR when the configuration lives there).
+pub fn run(config: &ConfigArgs, request: &RequestArgs, args: &StsArgs) -> Result<ExitCode, Unusable> {
     let settings = args.settings()?;
     let spec = request.spec()?;
     let parsed = RequestArgs::parse(&spec)?;
-    let config = args.source_config(aws)?;
+    let sts_config = args.source_config(&config.source.aws)?;
+    let document = config.source.document()?;
+    let resolver = load(&document, config.options(&document)?)?;
 
     let fetched = runtime(tokio::runtime::Builder::new_current_thread())?.block_on(async {
-        let source = StsSource::new(config).await?;
+        let source = StsSource::new(sts_config).await?;
         let broker = Broker::new(CredentialCache::new(source, CacheConfig::default()), settings)?;
         let principal = resolver.prepare(parsed.user, parsed.groups);
         Ok::<_, Unusable>(broker.access(&principal, parsed.path.as_ref()).await.map(|a| a.credentials))

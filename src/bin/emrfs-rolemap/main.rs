@@ -221,16 +221,18 @@ fn run(command: Command) -> Result<ExitCode, Unusable> {
         }
         Command::Resolve { config, request, requests: None, format } => {
             let spec = request.spec()?;
+            let request = RequestArgs::parse(&spec)?;
             let document = config.source.document()?;
             let resolver = load(&document, config.options(&document)?)?;
-            let resolution = resolver.resolve(&RequestArgs::parse(&spec)?);
+            let resolution = resolver.resolve(&request);
             print(format, &resolution, |out| writeln!(out, "{resolution}"))
         }
         Command::Explain { config, request, format } => {
             let spec = request.spec()?;
+            let request = RequestArgs::parse(&spec)?;
             let document = config.source.document()?;
             let resolver = load(&document, config.options(&document)?)?;
-            let explanation = resolver.explain(&RequestArgs::parse(&spec)?);
+            let explanation = resolver.explain(&request);
             print(format, &explanation, |out| writeln!(out, "{explanation}"))
         }
         Command::Test { config, cases, format } => {
@@ -251,10 +253,7 @@ fn run(command: Command) -> Result<ExitCode, Unusable> {
         Command::Generate(args) => bench_cmd::generate(&args),
         Command::Bench(args) => bench_cmd::run(&args),
         #[cfg(feature = "sts")]
-        Command::Credentials { config, request, sts } => {
-            let document = config.source.document()?;
-            credentials_cmd::run(&load(&document, config.options(&document)?)?, &request, &sts, &config.source.aws)
-        }
+        Command::Credentials { config, request, sts } => credentials_cmd::run(&config, &request, &sts),
         #[cfg(all(feature = "sts", feature = "server", unix))]
         Command::Serve(args) => serve_cmd::run(*args),
     }
