@@ -23,7 +23,10 @@ fn credentials(args: &[&str], env: &[(&str, &str)], env_remove: &[&str]) -> Outp
         command.env_remove(name);
     }
     let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(CONFIG.as_bytes()).unwrap();
+    // Unusable flags are refused before the configuration is read: the command may exit without
+    // reading its input, and the write then fails with a broken pipe.
+    let written = child.stdin.take().unwrap().write_all(CONFIG.as_bytes());
+    assert!(written.as_ref().map_or_else(|e| e.kind() == std::io::ErrorKind::BrokenPipe, |_| true), "{written:?}");
     child.wait_with_output().unwrap()
 }
 
