@@ -260,3 +260,99 @@ impl Clients {
         Ok((arn, role))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use aws_sdk_emr::config::http::HttpResponse;
+    use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+    use crate::credentials::Credentials;
+
+    /// Clients whose EMR answers come from `rules` (IAM is never asked here), with a 1 ms backoff.
+    async fn clients(rules: &[&Rule]) -> Arc<Clients> {
+        let mut config = StsSourceConfig::new("us-east-1").with_credentials(Credentials::new("AKID", "s", None, None));
+        config.initial_backoff = Duration::from_millis(1);
+        let shared = shared_config(&config, base_provider(&config).await).await;
+        let interceptor =
+            rules.iter().fold(MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny), |i, r| i.with_rule(r));
+        let emr =
+            aws_sdk_emr::config::Builder::from(&shared).http_client(create_mock_http_client()).interceptor(interceptor);
+        let iam = aws_sdk_iam::config::Builder::from(&shared).http_client(create_mock_http_client());
+        Arc::new(Clients {
+            emr: aws_sdk_emr::Client::from_conf(emr.build()),
+            iam: aws_sdk_iam::Client::from_conf(iam.build()),
+            emr_calls: Calls::new("EMR", None, &config),
+            iam_calls: Calls::new("IAM", None, &config),
+        })
+    }
+
+    /// An EMR error answer as it comes over the wire (JSON protocol).
+    fn answering(status: u16, code: &'static str, message: &'static str) -> Rule {
+        mock!(aws_sdk_emr::Client::describe_security_configuration)
+            .sequence()
+            .http_response(move || {
+                let body = format!(r#"{{"__type": "{code}", "message": "{message}"}}"#);
+                let mut response = HttpResponse::new(status.try_into().unwrap(), SdkBody::from(body));
+                response.headers_mut().insert("x-amzn-RequestId", "req-18");
+                response
+            })
+            .repeatedly()
+            .build()
+    }
+
+    async fn read(rule: &Rule) -> SourceError {
+        clients(&[rule]).await.read(Target::Name("lake-sc".into())).await.unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn access_denied_is_not_retried_and_names_the_configuration() {
+        let said = "User: arn:aws:iam::123456789012:user/ops is not authorized to perform: elasticmapreduce:DescribeSecurityConfiguration";
+        let rule = answering(400, "AccessDeniedException", said);
+        let error = read(&rule).await;
+        assert_eq!((rule.num_calls(), error.kind), (1, ErrorKind::AccessDenied), "{error}");
+        for part in [
+            "EMR in region `us-east-1`",
+            "DescribeSecurityConfiguration of `lake-sc`",
+            "`AccessDeniedException`",
+            said,
+            "req-18",
+        ] {
+            assert!(error.message.contains(part), "`{part}` missing from: {error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn throttling_is_retried_then_reported_as_throttling() {
+        let rule = answering(400, "ThrottlingException", "Rate exceeded");
+        let error = read(&rule).await;
+        assert_eq!((rule.num_calls(), error.kind), (3, ErrorKind::Throttling), "{error}");
+        assert!(error.message.contains("`lake-sc`") && error.message.contains("Rate exceeded"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_document_without_role_mappings_is_refused_and_one_that_is_not_json_is_kept() {
+        for (document, refused) in [(r#"{"EncryptionConfiguration": {}}"#, true), ("{not json", false)] {
+            let rule = mock!(aws_sdk_emr::Client::describe_security_configuration).then_output(move || {
+                aws_sdk_emr::operation::describe_security_configuration::DescribeSecurityConfigurationOutput::builder()
+                    .name("lake-sc")
+                    .security_configuration(document)
+                    .build()
+            });
+            let read = clients(&[&rule]).await.read(Target::Name("lake-sc".into())).await;
+            match read {
+                Err(error) => assert!(refused && error.message.contains("no EMRFS role mappings"), "{error}"),
+                Ok(fetched) => {
+                    assert!(!refused, "{document}");
+                    assert_eq!(
+                        (fetched.document(), fetched.label().as_str()),
+                        (document.as_bytes(), "security configuration lake-sc (from EMR)")
+                    );
+                }
+            }
+        }
+    }
+}
