@@ -153,8 +153,12 @@ fn resolve_explain_and_test_by_name_and_by_cluster() {
         file.to_string_lossy().into_owned()
     };
     let agreeing = cases(LAKE_ROLE);
-    let passed = succeeded(&lake.run(&["test", "--cluster-id", &id, "--cases", &agreeing]));
-    assert!(passed.contains("test result: 2 passed, 0 failed"), "{passed}");
+    for source in [["--security-configuration", "lake-sc"], ["--cluster-id", &id]] {
+        let passed = succeeded(&lake.run(&[&["test"], &source[..], &["--cases", &agreeing]].concat()));
+        assert!(passed.contains("test result: 2 passed, 0 failed"), "{passed}");
+    }
+    let bench = ["bench", "--cluster-id", &id, "--seconds", "0", "--format", "json"];
+    assert_eq!(json_out(&lake.run(&bench))["mappings"], 3);
     let other = format!("{ACCOUNT_ROLE}EMR_EC2_Elsewhere");
     let disagreeing = cases(&other);
     let refused = lake.run(&["test", "--cluster-id", &id, "--cases", &disagreeing]);
@@ -337,10 +341,20 @@ async fn serve_polls_emr_for_new_generations_and_keeps_serving_through_errors() 
     assert!(started.elapsed() < Duration::from_secs(3), "SIGTERM waited for the poll: {:?}", started.elapsed());
 }
 
-#[test]
-fn serve_refuses_to_start_without_its_configuration_from_emr() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_by_name_and_never_without_its_configuration_from_emr() {
     let lake = Lake::start();
     let endpoint = lake.moto.endpoint();
+    let served =
+        Served::start_from(&["--security-configuration", "lake-sc", "--endpoint-url", &endpoint], &endpoint, &[]);
+    let ready = served.wait_ready(|r| r["generation"] == 1).await;
+    assert_eq!(
+        (&ready["config"], &ready["mappings"]),
+        (&json!("security configuration lake-sc (from EMR)"), &json!(3))
+    );
+    let alice = served.unix_client().post("/v1/resolve", r#"{"user": "alice"}"#).await.json();
+    assert_eq!(alice["role"], json!(format!("{ACCOUNT_ROLE}analysts")));
+
     let output = run(
         &["serve", "--security-configuration", "nope-sc", "--endpoint-url", &endpoint, "--socket", "/tmp/x.sock"],
         None,
