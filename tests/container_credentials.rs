@@ -345,6 +345,23 @@ async fn tokens_are_revoked_by_command_and_survive_a_restart_with_a_key_file() {
         (reply.json()["principal"]["user"].as_str(), reply.json()["principal"]["groups_from"].as_str()),
         (Some(user.as_str()), Some("os"))
     );
+    // An untrusted caller everywhere: `/v1/explain` shows only the mappings that matched its request
+    // (decisive and shadowed), not the prefix or alice's.
+    let client = Client { target: Target::Tcp(served.tcp.unwrap()), token: Some(old.clone()) };
+    let explained = client.post("/v1/explain", "{}").await.json();
+    let shown: Vec<_> = explained["mappings"].as_array().unwrap().iter().map(|m| m["index"].clone()).collect();
+    assert_eq!(shown, [serde_json::json!(1), serde_json::json!(3)], "its group's and its user's: {explained}");
+    let trusted = Client { target: Target::Tcp(served.tcp.unwrap()), token: Some(TOKEN.to_owned()) };
+    assert_eq!(trusted.post("/v1/explain", "{}").await.json()["mappings"].as_array().unwrap().len(), 4);
+    // Over the Unix socket the uid decides, on the container endpoint too (no STS here: 502, flat).
+    let (status, body) = served.request_as(nobody, "GET", "/v1/container-credentials", None).await;
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((status, body["code"].as_str()), (502, Some("sts-unavailable")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("role/restricted"), "{body}");
+    let (status, body) = served.request_as(nobody, "GET", "/v1/container-credentials?user=alice", None).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("not-your-user"), "{body}");
+
     // Tokens come from the Unix socket only, and an untrusted user revokes only its own.
     let tcp = Client { target: Target::Tcp(served.tcp.unwrap()), token: Some(TOKEN.to_owned()) };
     assert_eq!(tcp.post("/v1/tokens", "{}").await.error_code(), "tokens-need-the-socket");
