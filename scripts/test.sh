@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The project's test command: installs the moto STS emulator when it is missing
-# (scripts/install-moto.sh), keeps the AWS SDK off the instance metadata service and any real
+# The project's test command: installs the moto STS emulator (scripts/install-moto.sh) and the Redis
+# server (scripts/install-redis.sh) when they are missing, keeps the AWS SDK off the instance metadata service and any real
 # endpoint, then runs `cargo test --locked` with the given arguments.
 #
 #   bash scripts/test.sh                 # everything
@@ -12,6 +12,10 @@ if [[ -z "${MOTO_SERVER:-}" ]]; then
     MOTO_SERVER=$(bash scripts/install-moto.sh | tail -n 1)
 fi
 export MOTO_SERVER
+if [[ -z "${REDIS_SERVER:-}" ]]; then
+    REDIS_SERVER=$(bash scripts/install-redis.sh | tail -n 1)
+fi
+export REDIS_SERVER
 
 # No metadata service, no developer profiles, an explicit region and fake static credentials:
 # the tests only ever talk to moto on 127.0.0.1.
