@@ -109,16 +109,16 @@ fn shared_tier(c: &mut Criterion) {
 
     let client = redis::Client::open(url.as_str()).expect("client");
     let mut connection = runtime.block_on(redis::aio::ConnectionManager::new(client)).expect("connection");
-    let keys = vec!["emrfs-rolemap:v1:c:00000000000000000000000000000000".to_owned(), "emrfs-rolemap:v1:d:0".to_owned()];
+    let keys =
+        vec!["emrfs-rolemap:v1:c:00000000000000000000000000000000".to_owned(), "emrfs-rolemap:v1:d:0".to_owned()];
     let _: () = runtime
         .block_on(redis::cmd("SET").arg(&keys[0]).arg(vec![7u8; 1100]).query_async(&mut connection))
         .expect("set");
     group.bench_function("bare Redis MGET of two keys", |b| {
         b.iter(|| {
             let mut connection = connection.clone();
-            let values: Vec<Option<Vec<u8>>> = runtime
-                .block_on(redis::cmd("MGET").arg(&keys).query_async(&mut connection))
-                .expect("mget");
+            let values: Vec<Option<Vec<u8>>> =
+                runtime.block_on(redis::cmd("MGET").arg(&keys).query_async(&mut connection)).expect("mget");
             black_box(values)
         })
     });

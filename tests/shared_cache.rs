@@ -242,3 +242,32 @@ fn a_shared_cache_needs_its_key_and_never_shows_a_password() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("at least 32 bytes") && !stderr.contains("too-short"), "{stderr}");
 }
+
+/// `rediss://`: the server's certificate is verified against the roots the node trusts (here a test CA
+/// through `SSL_CERT_FILE`), and a node that cannot verify it shares nothing, failing no request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_redis_is_verified() {
+    let (moto, keys, certificates) = (Moto::start(), TempDir::new("fleet-keys"), TempDir::new("redis-tls"));
+    let redis = Redis::start_tls(certificates.path());
+    let key = key_file(&keys, "fleet.key", KEY);
+    let ca = certificates.path().join("ca.crt");
+    let url = redis.url();
+    let args =
+        ["--shared-cache", &url, "--shared-cache-key-file", key.to_str().unwrap(), "--shared-cache-timeout", "1000"];
+    let trusting = [("SSL_CERT_FILE", ca.to_str().unwrap())];
+    let (a, b) = (
+        Served::start_with_env(CONFIG, &moto.endpoint(), &args, &trusting),
+        Served::start_with_env(CONFIG, &moto.endpoint(), &args, &trusting),
+    );
+    let before = moto.assumed_roles().len();
+    assert_eq!(ask(&a, "alice").await.unwrap(), ask(&b, "alice").await.unwrap());
+    assert_eq!(moto.assumed_roles().len() - before, 1, "shared over TLS");
+    assert_eq!(metric(&b, "emrfs_rolemap_shared_cache_hits_total").await, 1.0);
+
+    let doubting = Served::start_with_env(CONFIG, &moto.endpoint(), &args, &[("SSL_CERT_FILE", "/dev/null")]);
+    let before = moto.assumed_roles().len();
+    ask(&doubting, "alice").await.unwrap();
+    assert_eq!(moto.assumed_roles().len() - before, 1, "an unverified Redis is not used");
+    assert_eq!(metric(&doubting, "emrfs_rolemap_shared_cache_hits_total").await, 0.0);
+    assert!(metric(&doubting, "emrfs_rolemap_shared_cache_errors_total").await >= 1.0);
+}

@@ -27,13 +27,76 @@ pub fn redis_server() -> PathBuf {
 pub struct Redis {
     child: Option<Child>,
     pub port: u16,
+    /// With TLS: the directory of its certificates (`ca.crt` signs `server.crt`, for 127.0.0.1).
+    tls: Option<PathBuf>,
 }
 
 impl Redis {
     /// Starts Redis on a free port of 127.0.0.1 and waits until it answers `PING`.
     pub fn start() -> Redis {
+        Self::start_in(None)
+    }
+
+    /// Starts Redis with TLS only, its certificates made with `openssl` in `dir`: a CA (`ca.crt`) and a
+    /// server certificate for 127.0.0.1 that it signs.
+    pub fn start_tls(dir: &std::path::Path) -> Redis {
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(dir).output().unwrap_or_else(|e| {
+                panic!("the TLS test makes certificates with `openssl`: install it (apt-get install openssl): {e}")
+            });
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=emrfs-rolemap test CA",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        Self::start_in(Some(dir.to_owned()))
+    }
+
+    fn start_in(tls: Option<PathBuf>) -> Redis {
         for _ in 0..5 {
-            let mut redis = Redis { child: None, port: free_port() };
+            let mut redis = Redis { child: None, port: free_port(), tls: tls.clone() };
             if redis.run().is_ok() {
                 return redis;
             }
@@ -41,14 +104,27 @@ impl Redis {
         panic!("`{}` did not start on a free port; {INSTALL_HELP}", redis_server().display());
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// `redis://127.0.0.1:PORT`, or `rediss://` with TLS.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     fn run(&mut self) -> Result<(), String> {
-        let child = Command::new(redis_server())
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        let mut command = Command::new(redis_server());
+        match &self.tls {
+            None => command.args(["--port", &self.port.to_string()]),
+            Some(dir) => command
+                .args(["--port", "0", "--tls-port", &self.port.to_string(), "--tls-auth-clients", "no"])
+                .arg("--tls-cert-file")
+                .arg(dir.join("server.crt"))
+                .arg("--tls-key-file")
+                .arg(dir.join("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(dir.join("ca.crt")),
+        };
+        let child = command
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -61,7 +137,12 @@ impl Redis {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
                 return Err(format!("redis-server exited: {status}"));
             }
-            if self.connection().and_then(|mut c| redis::cmd("PING").query::<String>(&mut c).ok()).is_some() {
+            let answers = match &self.tls {
+                None => self.connection().and_then(|mut c| redis::cmd("PING").query::<String>(&mut c).ok()).is_some(),
+                // The test's plain client cannot speak TLS: a listening port will do.
+                Some(_) => std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
+            };
+            if answers {
                 return Ok(());
             }
             if started.elapsed() > Duration::from_secs(10) {
