@@ -527,6 +527,29 @@ fn every_code_that_quotes_input_shows_it_escaped() {
 
 // ---- input without bounds -----------------------------------------------------------------------
 
+#[test]
+fn rendering_a_minified_100_000_mapping_document_takes_time_in_proportion_to_its_diagnostics() {
+    // One line of about 10 MB: mappings 0 to 98,999 each map one user; the last 1,000 each repeat a user
+    // of the first 1,000, so each is shadowed by a place some 9 MB before it on the same line.
+    let mut mappings: Vec<serde_json::Value> = (0..99_000).map(|i| mapping("User", &[format!("u{i}")])).collect();
+    mappings.extend((0..1_000).map(|i| mapping("User", &[format!("u{i}"), format!("v{i}")])));
+    let text = role_mappings(serde_json::Value::Array(mappings));
+    assert!(text.len() > 9_000_000 && !text.contains('\n'));
+    let checked = check(text.as_bytes(), &ResolverOptions::default());
+    assert_eq!(checked.diagnostics.count(emrfs_rolemap::Severity::Warning), 1_000);
+    let started = std::time::Instant::now();
+    let rendered = checked.diagnostics.render("minified.json");
+    let elapsed = started.elapsed();
+    // Reading the line for each diagnostic would be 1,000 × 10 MB.
+    assert!(elapsed < std::time::Duration::from_secs(1), "rendering took {elapsed:?}");
+    assert_eq!(rendered.matches("warning[shadowed-identifier]").count(), 1_000);
+    assert!(rendered.lines().all(|l| l.chars().count() < 200), "every source line is clipped");
+    let first = rendered.split("\n\n").next().unwrap_or_default();
+    let column = text.find(r#"["u0","v0"]"#).map_or(0, |at| at + 2);
+    assert!(first.contains(&format!("--> minified.json:1:{column}\n")), "{first}");
+    assert!(first.contains("--> minified.json:1:") && first.contains("comes first"), "the related place too:\n{first}");
+}
+
 /// The peak resident memory (`VmHWM`) of process `pid`, in bytes.
 #[cfg(target_os = "linux")]
 fn peak_memory(pid: u32) -> u64 {
