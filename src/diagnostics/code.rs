@@ -127,8 +127,8 @@ impl Code {
     /// The code that `name` most likely misspells (equal but for case, a plural `s`, `_` for `-`, or a
     /// few edits), for a "did you mean" suggestion; `None` when no code is close.
     pub fn closest(name: &str) -> Option<Code> {
-        let name = name.replace('_', "-");
-        Code::from_name(closest(&name, Code::ALL.iter().map(|c| c.as_str()))?)
+        let name = name.replace('_', "-").to_ascii_lowercase();
+        Code::from_name(&name).or_else(|| Code::from_name(closest(&name, Code::ALL.iter().map(|c| c.as_str()))?))
     }
 
     /// The severity diagnostics of this code have, unless their level is changed
