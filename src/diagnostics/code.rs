@@ -73,8 +73,7 @@ pub enum Code {
 }
 
 impl Code {
-    /// Every code, the lints' warnings and notes first, then the errors (the order of the README's
-    /// table of diagnostics).
+    /// Every code, in the order of declaration: the lints' warnings and notes, then the errors.
     pub const ALL: [Code; 29] = [
         Code::ShadowedIdentifier,
         Code::UnreachableMapping,
@@ -384,6 +383,14 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_lists_every_code_in_declaration_order() {
+        for (i, code) in Code::ALL.iter().enumerate() {
+            assert_eq!(*code as usize, i, "{code}");
+        }
+        assert_eq!(Code::ControlCharacter as usize + 1, Code::ALL.len(), "the last code closes the list");
+    }
 
     #[test]
     fn every_code_is_listed_once_with_its_facts() {
