@@ -18,6 +18,9 @@ pub(crate) enum Endpoint {
     Resolve,
     Explain,
     Credentials,
+    ContainerCredentials,
+    Tokens,
+    TokensRevoke,
     Healthz,
     Readyz,
     Metrics,
@@ -25,10 +28,13 @@ pub(crate) enum Endpoint {
 }
 
 impl Endpoint {
-    const ALL: [Endpoint; 7] = [
+    const ALL: [Endpoint; 10] = [
         Endpoint::Resolve,
         Endpoint::Explain,
         Endpoint::Credentials,
+        Endpoint::ContainerCredentials,
+        Endpoint::Tokens,
+        Endpoint::TokensRevoke,
         Endpoint::Healthz,
         Endpoint::Readyz,
         Endpoint::Metrics,
@@ -40,6 +46,9 @@ impl Endpoint {
             Endpoint::Resolve => "/v1/resolve",
             Endpoint::Explain => "/v1/explain",
             Endpoint::Credentials => "/v1/credentials",
+            Endpoint::ContainerCredentials => "/v1/container-credentials",
+            Endpoint::Tokens => "/v1/tokens",
+            Endpoint::TokensRevoke => "/v1/tokens/revoke",
             Endpoint::Healthz => "/healthz",
             Endpoint::Readyz => "/readyz",
             Endpoint::Metrics => "/metrics",

@@ -151,6 +151,20 @@ impl Served {
         self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The log once it contains `text` (the server's standard error is read by a thread, so a line the
+    /// server wrote before answering may arrive after the answer), waiting at most 10 s; the log as it
+    /// is then, whether it does or not.
+    pub fn log_containing(&self, text: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let log = self.log();
+            if log.contains(text) || started.elapsed() > Duration::from_secs(10) {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// A client over TCP (sending the token when `authorized`).
     pub fn tcp_client(&self, authorized: bool) -> Client {
         Client { target: Target::Tcp(self.tcp.unwrap()), token: authorized.then(|| TOKEN.to_owned()) }

@@ -15,6 +15,8 @@ mod test_cmd;
 mod policy_cmd;
 #[cfg(all(feature = "sts", feature = "server", unix))]
 mod serve_cmd;
+#[cfg(all(feature = "server", unix))]
+mod token_cmd;
 
 use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
@@ -97,6 +99,14 @@ enum Command {
     /// the configuration on SIGHUP and when the file changes; SIGTERM drains and exits.
     #[cfg(all(feature = "sts", feature = "server", unix))]
     Serve(Box<serve_cmd::ServeArgs>),
+    /// Get a per-user token from `serve` over its Unix socket, for the AWS SDKs' container-credentials
+    /// provider (AWS_CONTAINER_AUTHORIZATION_TOKEN); or revoke tokens with --revoke.
+    #[cfg(all(feature = "server", unix))]
+    Token(token_cmd::TokenArgs),
+    /// Ask `serve` over its Unix socket for your own user's credentials, printed in the AWS
+    /// `credential_process` format: a `~/.aws/config` profile per data area.
+    #[cfg(all(feature = "server", unix))]
+    Fetch(token_cmd::FetchArgs),
     /// Print a completion script for SHELL on standard output (see the README's "Install").
     Completions {
         #[arg(value_enum)]
@@ -247,6 +257,10 @@ fn run(command: Command) -> Result<ExitCode, Unusable> {
         }
         #[cfg(all(feature = "sts", feature = "server", unix))]
         Command::Serve(args) => serve_cmd::run(*args),
+        #[cfg(all(feature = "server", unix))]
+        Command::Token(args) => token_cmd::run(args),
+        #[cfg(all(feature = "server", unix))]
+        Command::Fetch(args) => token_cmd::fetch(args),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "emrfs-rolemap", &mut out);

@@ -47,6 +47,17 @@ pub struct ServeArgs {
     /// on SIGHUP.
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// The key that signs per-user tokens (a secret file of at least 32 bytes, e.g. from
+    /// `openssl rand -hex 32 > FILE; chmod 600 FILE`), so that tokens survive a restart; revocations are
+    /// kept beside it in FILE.revoked. Without it, a random key: tokens die with the process.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_user_tokens")]
+    token_key_file: Option<PathBuf>,
+    /// The longest lifetime of a per-user token: seconds, or a number followed by s, m, h or d.
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = super::token_cmd::parse_duration)]
+    token_max_ttl: Duration,
+    /// Issue no per-user tokens (`emrfs-rolemap token`) and accept none.
+    #[arg(long)]
+    no_user_tokens: bool,
     /// A Unix-socket uid that may ask for any user and supply groups, like root (repeat for several).
     #[arg(long = "allow-uid", value_name = "UID")]
     allow_uid: Vec<u32>,
@@ -220,6 +231,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Unusable> {
         FallbackArg::Trusted => FallbackCredentials::Trusted,
     };
     options.file_check = args.file_check();
+    options.user_tokens = !args.no_user_tokens;
+    options.token_max_ttl = args.token_max_ttl;
     let store = ConfigStore::open(&args.config.config, args.config.options()?, args.file_check())
         .map_err(|e| Unusable(e.report()))?;
     tracing::info!(
@@ -246,6 +259,17 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Unusable> {
             listeners.push(listener);
         }
         let server = Server::new(Arc::new(store), broker, token, options);
+        match (&args.token_key_file, args.no_user_tokens) {
+            (_, true) => tracing::info!("per-user tokens are off (--no-user-tokens)"),
+            (Some(file), _) => {
+                tokio::task::block_in_place(|| server.use_token_key_file(file))?;
+                tracing::info!("per-user tokens are signed with the key in `{}`", Escaped(&file.to_string_lossy()));
+            }
+            (None, _) => tracing::info!(
+                "per-user tokens are signed with a random key: they stop working when the server stops \
+                 (--token-key-file keeps them)"
+            ),
+        }
         let mut out = std::io::stdout().lock();
         for listener in &listeners {
             tracing::info!("listening on {}", listener.describe());
