@@ -58,21 +58,26 @@ impl Served {
     /// 127.0.0.1:0 and `DIR/serve.sock` with the STS endpoint `sts` and `extra` arguments, and waits
     /// for its `listening` lines.
     pub fn start(config: &str, sts: &str, extra: &[&str]) -> Served {
+        Self::start_with_env(config, sts, extra, &[])
+    }
+
+    /// [`start`](Self::start) with `env` added to the server's environment.
+    pub fn start_with_env(config: &str, sts: &str, extra: &[&str], env: &[(&str, &str)]) -> Served {
         let dir = TempDir::new("serve");
         let config_path = dir.path().join("config.json");
         std::fs::write(&config_path, config).unwrap();
         let source = ["--config".to_owned(), config_path.to_string_lossy().into_owned()];
-        Served::launch(dir, &source, sts, extra)
+        Served::launch(dir, &source, sts, extra, env)
     }
 
     /// Like [`start`](Self::start), but with the configuration from `source` (such as
     /// `["--cluster-id", ID, "--endpoint-url", URL]`) instead of a file.
     pub fn start_from(source: &[&str], sts: &str, extra: &[&str]) -> Served {
         let source: Vec<String> = source.iter().map(|s| s.to_string()).collect();
-        Served::launch(TempDir::new("serve"), &source, sts, extra)
+        Served::launch(TempDir::new("serve"), &source, sts, extra, &[])
     }
 
-    fn launch(dir: TempDir, source: &[String], sts: &str, extra: &[&str]) -> Served {
+    fn launch(dir: TempDir, source: &[String], sts: &str, extra: &[&str], env: &[(&str, &str)]) -> Served {
         let token_path = dir.path().join("token");
         std::fs::write(&token_path, format!("{TOKEN}\n")).unwrap();
         // A secret: the server refuses a token file that others can read.
@@ -89,6 +94,7 @@ impl Served {
             .arg(&token_path)
             .args(["--sts-endpoint", sts, "--region", moto::REGION])
             .args(extra)
+            .envs(env.iter().copied())
             .env("EMRFS_ROLEMAP_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -161,6 +167,20 @@ impl Served {
     /// Everything the server logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The log once it contains `text` (the server's standard error is read by a thread, so a line the
+    /// server wrote before answering may arrive after the answer), waiting at most 10 s; the log as it
+    /// is then, whether it does or not.
+    pub fn log_containing(&self, text: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let log = self.log();
+            if log.contains(text) || started.elapsed() > Duration::from_secs(10) {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// A client over TCP (sending the token when `authorized`).

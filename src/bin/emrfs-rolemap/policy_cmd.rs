@@ -25,7 +25,8 @@ pub(crate) enum PolicyCommand {
         /// Also allow `sts:SetSourceIdentity` (when EMRFS sets a source identity).
         #[arg(long)]
         source_identity: bool,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
+        /// `json` (the default): exactly the JSON, for tools; `text`: a `#` header line above each.
+        #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
     },
     /// The identity policy of the instance-profile role: `sts:AssumeRole` on exactly the mapped roles.
@@ -35,7 +36,8 @@ pub(crate) enum PolicyCommand {
         /// Also allow `sts:SetSourceIdentity` (roles in other accounts need it on both sides).
         #[arg(long)]
         source_identity: bool,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
+        /// `json` (the default): exactly the JSON, for tools; `text`: a `#` header line above each.
+        #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
     },
     /// The inline policy that lets cluster creators pass the cluster's roles, and only those.
@@ -52,7 +54,8 @@ pub(crate) enum PolicyCommand {
         /// The 12-digit account of the roles (default: any account, `*`).
         #[arg(long, value_name = "ID")]
         account: Option<String>,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
+        /// `json` (the default): exactly the JSON, for tools; `text`: a `#` header line above each.
+        #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
     },
 }
@@ -71,16 +74,8 @@ pub(crate) struct InstanceProfileArgs {
 }
 
 impl InstanceProfileArgs {
-    /// The errors about the instance profile and its role: the flags', or those of the cluster
-    /// `document` was read through; none without either.
-    pub(crate) fn mismatches(&self, document: &Document) -> Result<Vec<Diagnostic>, Unusable> {
-        #[cfg(feature = "emr")]
-        if let Some(emr) = &document.emr
-            && let (Some(profile), Some(role)) = (emr.instance_profile(), emr.instance_profile_role())
-        {
-            return Ok(profile.mismatches(role));
-        }
-        let _ = document;
+    /// The errors about the instance profile and its role the flags give; none without them.
+    pub(crate) fn flag_mismatches(&self) -> Result<Vec<Diagnostic>, Unusable> {
         let (Some(profile), Some(role)) = (&self.instance_profile, &self.instance_profile_role) else {
             return Ok(Vec::new());
         };
@@ -90,6 +85,19 @@ impl InstanceProfileArgs {
         })?;
         let role = role_arn("--instance-profile-role", role)?;
         Ok(profile.mismatches(&role))
+    }
+
+    /// The errors about the instance profile and its role for `document`: those of the cluster it was
+    /// read through, else `flag_mismatches` (what [`Self::flag_mismatches`] gave).
+    pub(crate) fn mismatches(document: &Document, flag_mismatches: &[Diagnostic]) -> Vec<Diagnostic> {
+        #[cfg(feature = "emr")]
+        if let Some(emr) = &document.emr
+            && let (Some(profile), Some(role)) = (emr.instance_profile(), emr.instance_profile_role())
+        {
+            return profile.mismatches(role);
+        }
+        let _ = document;
+        flag_mismatches.to_vec()
     }
 }
 

@@ -85,6 +85,21 @@ pub(crate) struct Document {
 }
 
 impl Document {
+    /// The configuration file `file` (`-`: standard input).
+    pub(crate) fn file(file: &str) -> Result<Document, Unusable> {
+        let name = if file == "-" { "<stdin>".to_owned() } else { file.to_owned() };
+        #[cfg(feature = "emr")]
+        return Ok(Document { bytes: read_config_bytes(file)?, name, emr: None });
+        #[cfg(not(feature = "emr"))]
+        return Ok(Document { bytes: read_config_bytes(file)?, name });
+    }
+
+    /// What EMR (and IAM) said.
+    #[cfg(feature = "emr")]
+    pub(crate) fn from_emr(emr: EmrConfiguration) -> Document {
+        Document { bytes: emr.document().to_vec(), name: emr.label(), emr: Some(emr) }
+    }
+
     /// The role of the cluster's instance profile, for a document read through `--cluster-id`.
     #[cfg(feature = "emr")]
     pub(crate) fn instance_profile_role(&self) -> Option<&emrfs_rolemap::RoleArn> {
@@ -106,17 +121,13 @@ impl SourceArgs {
     /// Reads the document from its source; any failure makes the input unusable.
     pub(crate) fn document(&self) -> Result<Document, Unusable> {
         if let Some(file) = &self.config {
-            let name = if file == "-" { "<stdin>".to_owned() } else { file.clone() };
-            #[cfg(feature = "emr")]
-            return Ok(Document { bytes: read_config_bytes(file)?, name, emr: None });
-            #[cfg(not(feature = "emr"))]
-            return Ok(Document { bytes: read_config_bytes(file)?, name });
+            return Document::file(file);
         }
         #[cfg(feature = "emr")]
         {
             let emr = crate::credentials_cmd::runtime(tokio::runtime::Builder::new_current_thread())?
                 .block_on(self.fetch())?;
-            Ok(Document { bytes: emr.document().to_vec(), name: emr.label(), emr: Some(emr) })
+            Ok(Document::from_emr(emr))
         }
         #[cfg(not(feature = "emr"))]
         Err(Unusable("give --config FILE".into()))
@@ -127,11 +138,28 @@ impl SourceArgs {
     #[cfg(feature = "emr")]
     pub(crate) async fn fetch(&self) -> Result<EmrConfiguration, Unusable> {
         let aws = self.aws.source_config(None)?;
-        let fetched = match (&self.security_configuration, &self.cluster_id) {
-            (Some(name), _) => EmrConfiguration::fetch(&aws, name).await,
-            (None, Some(id)) => EmrConfiguration::fetch_cluster(&aws, id).await,
-            (None, None) => return Err(Unusable("give --config, --security-configuration or --cluster-id".into())),
-        };
-        fetched.map_err(|e| Unusable(format!("cannot read the security configuration from EMR: {e}")))
+        match (&self.security_configuration, &self.cluster_id) {
+            (Some(name), _) => fetch(&aws, EmrSource::Name(name)).await,
+            (None, Some(id)) => fetch(&aws, EmrSource::Cluster(id)).await,
+            (None, None) => Err(Unusable("give --config, --security-configuration or --cluster-id".into())),
+        }
     }
+}
+
+/// A security configuration in EMR: by name, or the one of a cluster.
+#[cfg(feature = "emr")]
+#[derive(Clone, Copy)]
+pub(crate) enum EmrSource<'a> {
+    Name(&'a str),
+    Cluster(&'a str),
+}
+
+/// Reads the configuration `source` from EMR (and IAM) with the settings `aws`.
+#[cfg(feature = "emr")]
+pub(crate) async fn fetch(aws: &StsSourceConfig, source: EmrSource<'_>) -> Result<EmrConfiguration, Unusable> {
+    let fetched = match source {
+        EmrSource::Name(name) => EmrConfiguration::fetch(aws, name).await,
+        EmrSource::Cluster(id) => EmrConfiguration::fetch_cluster(aws, id).await,
+    };
+    fetched.map_err(|e| Unusable(format!("cannot read the security configuration from EMR: {e}")))
 }
