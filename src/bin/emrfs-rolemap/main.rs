@@ -8,6 +8,7 @@ mod bench_cmd;
 mod counting_alloc;
 #[cfg(feature = "sts")]
 mod credentials_cmd;
+mod diff_cmd;
 mod test_cmd;
 
 mod policy_cmd;
@@ -87,6 +88,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = TestFormat::Text)]
         format: TestFormat,
     },
+    /// Show which requests change role or decision between two configurations, grouped by transition,
+    /// each with a witness request; exits 1 when some do.
+    Diff(Box<diff_cmd::DiffArgs>),
     /// Write a synthetic configuration and a request corpus for it, reproducible from a seed.
     Generate(bench_cmd::GenerateArgs),
     /// Benchmark a configuration: compiled versus reference resolve times, compile time and memory.
@@ -113,6 +117,13 @@ struct ConfigArgs {
     /// The security configuration (any accepted form); `-` reads standard input.
     #[arg(long, value_name = "FILE")]
     config: String,
+    #[command(flatten)]
+    matching: MatchArgs,
+}
+
+/// How identifiers match: the options shared by every command that resolves.
+#[derive(Args)]
+struct MatchArgs {
     /// How `Prefix` identifiers match keys.
     #[arg(long, value_enum, default_value_t = PrefixMatchArg::String)]
     prefix_match: PrefixMatchArg,
@@ -231,6 +242,7 @@ fn run(command: Command) -> Result<ExitCode, Unusable> {
             let options = file.options(&config.options()?).map_err(Unusable)?;
             test_cmd::run(&load(&config, options)?, &file, format)
         }
+        Command::Diff(args) => diff_cmd::run(&args),
         Command::Generate(args) => bench_cmd::generate(&args),
         Command::Bench(args) => bench_cmd::run(&args),
         #[cfg(feature = "sts")]
@@ -252,6 +264,27 @@ impl RequestArgs {
 
 impl ConfigArgs {
     fn options(&self) -> Result<ResolverOptions, Unusable> {
+        self.matching.options()
+    }
+
+    fn display_name(&self) -> &str {
+        display_name(&self.config)
+    }
+
+    fn check(&self) -> Result<(Checked, ResolverOptions), Unusable> {
+        let options = self.options()?;
+        let bytes = read_config_bytes(&self.config)?;
+        Ok((check(&bytes, &options), options))
+    }
+}
+
+/// How a file argument is named in messages: `<stdin>` for `-`.
+fn display_name(file: &str) -> &str {
+    if file == "-" { "<stdin>" } else { file }
+}
+
+impl MatchArgs {
+    fn options(&self) -> Result<ResolverOptions, Unusable> {
         let fallback_role = match &self.fallback_role {
             None => None,
             Some(text) => Some(
@@ -267,16 +300,6 @@ impl ConfigArgs {
             .with_prefix_match(prefix_match)
             .with_globs(self.globs)
             .with_fallback_role(fallback_role))
-    }
-
-    fn display_name(&self) -> &str {
-        if self.config == "-" { "<stdin>" } else { &self.config }
-    }
-
-    fn check(&self) -> Result<(Checked, ResolverOptions), Unusable> {
-        let options = self.options()?;
-        let bytes = read_config_bytes(&self.config)?;
-        Ok((check(&bytes, &options), options))
     }
 }
 
