@@ -1,6 +1,6 @@
-//! Golden outputs: `check` on a configuration per kind of warning and note, and every `policy` command,
-//! each in text and in JSON, compared byte for byte with the files under `tests/golden/`, and each with
-//! its exit status.
+//! Golden outputs: `check` on a configuration per kind of warning and note, every `policy` command, and
+//! `diff` on the shipped examples, each in text and in JSON (and `diff` in Markdown), compared byte for
+//! byte with the files under `tests/golden/`, and each with its exit status.
 //!
 //! After an intended change of output, regenerate the files with
 //! `UPDATE_GOLDEN=1 cargo test --test golden` and review the diff before committing it.
@@ -12,17 +12,19 @@ use support::cli::run;
 
 const R: &str = "arn:aws:iam::123456789012:role";
 
-/// A command whose text and JSON outputs are pinned: `tests/golden/{name}.txt` and `.json`.
+/// A command whose text and JSON outputs are pinned: `tests/golden/{name}.txt` and `.json` (and `.md`
+/// for the Markdown output, when it has one).
 struct Case {
     name: &'static str,
     args: Vec<String>,
     status: i32,
+    markdown: bool,
 }
 
 fn check(name: &'static str, config: &str, extra: &[&str], status: i32) -> Case {
     let mut args = vec!["check".to_owned(), "--config".to_owned(), config.to_owned()];
     args.extend(extra.iter().map(|a| (*a).to_owned()));
-    Case { name, args, status }
+    Case { name, args, status, markdown: false }
 }
 
 /// `check` on `tests/golden/configs/{config}.json`.
@@ -33,7 +35,15 @@ fn check_golden(name: &'static str, config: &str, extra: &[&str], status: i32) -
 fn policy(name: &'static str, args: &[&str]) -> Case {
     let mut all = vec!["policy".to_owned()];
     all.extend(args.iter().map(|a| (*a).to_owned()));
-    Case { name, args: all, status: 0 }
+    Case { name, args: all, status: 0, markdown: false }
+}
+
+/// `diff` of two shipped examples (`examples/configs/{old}.json` and `{new}.json`).
+fn diff(name: &'static str, old: &str, new: &str, extra: &[&str], status: i32) -> Case {
+    let example = |name: &str| format!("examples/configs/{name}.json");
+    let mut args = vec!["diff".to_owned(), "--old".to_owned(), example(old), "--new".to_owned(), example(new)];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    Case { name, args, status, markdown: true }
 }
 
 fn cases() -> Vec<Case> {
@@ -75,6 +85,17 @@ fn cases() -> Vec<Case> {
         policy(
             "policy/trust-source-identity",
             &["trust", "--config", multi, "--instance-profile-role", multi_role, "--source-identity"],
+        ),
+        diff("diff/same-mappings", "aws-docs-example", "describe-security-configuration-output", &[], 0),
+        diff("diff/multi-team-next", "multi-team", "multi-team-next", &[], 1),
+        diff("diff/multi-team-next-same-role", "multi-team", "multi-team-next", &["--include-same-role"], 1),
+        diff("diff/multi-team-next-truncated", "multi-team", "multi-team-next", &["--max-changes", "3"], 1),
+        diff(
+            "diff/multi-team-back-segment-mode",
+            "multi-team-next",
+            "multi-team",
+            &["--prefix-match", "segment", "--fallback-role", multi_role],
+            1,
         ),
         policy("policy/assume", &["assume", "--config", multi]),
         policy("policy/assume-source-identity", &["assume", "--config", multi, "--source-identity"]),
@@ -154,6 +175,15 @@ fn outputs_match_the_golden_files() {
         let text = String::from_utf8(text.stdout).expect("UTF-8 output");
         failures.extend(compare(case.name, "txt", &text));
         failures.extend(compare(case.name, "json", &json_text));
+        if case.markdown {
+            let mut markdown_args = case.args.clone();
+            markdown_args.extend(["--format".to_owned(), "markdown".to_owned()]);
+            let markdown = run(&markdown_args);
+            if markdown.status.code() != Some(case.status) {
+                failures.push(format!("{} (markdown): exit status {:?}", case.name, markdown.status.code()));
+            }
+            failures.extend(compare(case.name, "md", &String::from_utf8(markdown.stdout).expect("UTF-8 output")));
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
@@ -162,7 +192,7 @@ fn outputs_match_the_golden_files() {
 #[test]
 fn every_golden_file_has_a_case() {
     let names: Vec<String> = cases().iter().map(|c| c.name.to_owned()).collect();
-    for directory in ["check", "policy"] {
+    for directory in ["check", "diff", "policy"] {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(directory);
         for entry in std::fs::read_dir(&dir).expect("the golden directory exists") {
             let file = entry.expect("readable").file_name().to_string_lossy().into_owned();

@@ -75,6 +75,9 @@ pub struct Diff<'c> {
     old: Side<'c>,
     new: Side<'c>,
     fallback_role: Option<&'c RoleArn>,
+    /// Every role of both sides, the fallback role included, is in one partition and account: summaries
+    /// name roles by `PATH/NAME`.
+    one_account: bool,
     /// No glob identifier on either side: the candidates are every class of request.
     exact: bool,
     /// The candidates' texts by kind (`IdentifierType` order): user names, group names, and paths
@@ -178,6 +181,11 @@ impl<'c> Diff<'c> {
                 .flat_map(|c| c.mappings())
                 .flat_map(RoleMapping::identifiers)
                 .any(|i| matching::is_glob(i.as_str()));
+        let mut roles_seen = [old, new].into_iter().flat_map(|c| c.mappings()).map(RoleMapping::role);
+        let first_role = roles_seen.next();
+        let one_account = roles_seen
+            .chain(options.fallback_role())
+            .all(|r| first_role.is_some_and(|f| (f.partition(), f.account()) == (r.partition(), r.account())));
         let texts = candidate_texts([old, new], options);
         let mut candidates = Vec::with_capacity(texts.iter().map(Vec::len).sum());
         let mut first = [0; 3];
@@ -217,6 +225,7 @@ impl<'c> Diff<'c> {
             old: old_side,
             new: new_side,
             fallback_role: options.fallback_role(),
+            one_account,
             exact,
             texts,
             candidates,

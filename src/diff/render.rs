@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::ser::SerializeStruct;
 
 use super::Diff;
-use crate::config::IdentifierType;
+use crate::config::{IdentifierType, RoleArn};
 use crate::diagnostics::Escaped;
 use crate::resolve::{RequestSpec, Resolution};
 
@@ -57,18 +57,22 @@ impl Diff<'_> {
 
     /// What happens to the requests: a new role, a fallback, or the same role through another mapping.
     fn effect(&self, a: u32, b: u32) -> String {
+        let role = |role: &RoleArn| match role.as_str().split_once(":role/") {
+            Some((_, path_and_name)) if self.one_account => code(path_and_name),
+            _ => code(role.as_str()),
+        };
         let fallback = match self.fallback_role {
-            Some(role) => format!("the instance-profile role {}", code(role.as_str())),
+            Some(fallback) => format!("the instance-profile role {}", role(fallback)),
             None => "the instance-profile role".to_owned(),
         };
         let (old, new) = (self.old.resolution(a, self.fallback_role), self.new.resolution(b, self.fallback_role));
         match (old.mapping(), new.mapping()) {
             (Some(o), Some(n)) if o.role != n.role => {
-                format!("move from role {} to role {}", code(o.role.as_str()), code(n.role.as_str()))
+                format!("move from role {} to role {}", role(o.role), role(n.role))
             }
             (Some(o), Some(n)) => format!(
                 "keep role {}, through mapping {} ({} {}) instead of mapping {} ({} {})",
-                code(o.role.as_str()),
+                role(o.role),
                 n.index,
                 n.identifier_type,
                 code(n.identifier),
@@ -76,8 +80,8 @@ impl Diff<'_> {
                 o.identifier_type,
                 code(o.identifier)
             ),
-            (Some(o), None) => format!("fall back to {fallback} instead of role {}", code(o.role.as_str())),
-            (None, Some(n)) => format!("get role {} instead of falling back to {fallback}", code(n.role.as_str())),
+            (Some(o), None) => format!("fall back to {fallback} instead of role {}", role(o.role)),
+            (None, Some(n)) => format!("get role {} instead of falling back to {fallback}", role(n.role)),
             (None, None) => "are decided as before".to_owned(),
         }
     }
@@ -118,21 +122,21 @@ impl Diff<'_> {
 
     /// The last line of the text and Markdown forms: how many changes, and how far the list is complete.
     fn verdict(&self) -> String {
-        let (n, truncated) = (self.changes().len(), self.truncated());
+        let (n, truncated, complete) = (self.changes().len(), self.truncated(), self.complete());
         let scope = if self.same_role { "resolution" } else { "role or decision" };
-        let mut line = match (n, truncated) {
-            (0, false) if self.complete() => format!("no request changes {scope}"),
-            (0, false) => "no change found".to_owned(),
-            (n, false) => format!("{n} change{}", if n == 1 { "" } else { "s" }),
-            (n, true) => format!("the first {n} changes by old mapping index, of more"),
-        };
-        if self.complete() {
-            if n > 0 {
-                line.push_str(&format!("; every request whose {scope} changes is in one of them"));
+        let changes = if n == 1 { "change" } else { "changes" };
+        let mut line = match (n, truncated, complete) {
+            (0, false, true) => format!("no request changes {scope}"),
+            (_, false, true) => format!("{n} {changes}; every request whose {scope} changes is in one of them"),
+            (_, true, _) => {
+                format!("the first {n} {changes} by old mapping index; more exist (a larger maximum lists them)")
             }
-        } else if self.exact {
+            (0, false, false) => "no change found".to_owned(),
+            (_, false, false) => format!("{n} {changes} found"),
+        };
+        if !complete && self.exact {
             line.push_str(" (a witness did not confirm its change and was left out: this is a bug, please report it)");
-        } else {
+        } else if !complete {
             line.push_str(" (glob identifiers: the analysis is not exhaustive, these are the changes found)");
         }
         line
