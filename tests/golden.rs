@@ -38,9 +38,11 @@ fn policy(name: &'static str, args: &[&str]) -> Case {
     Case { name, args: all, status: 0, markdown: false }
 }
 
-/// `diff` of two shipped examples (`examples/configs/{old}.json` and `{new}.json`).
+/// `diff` of two configurations: shipped examples (`examples/configs/{old}.json` and `{new}.json`), or
+/// paths.
 fn diff(name: &'static str, old: &str, new: &str, extra: &[&str], status: i32) -> Case {
-    let example = |name: &str| format!("examples/configs/{name}.json");
+    let example =
+        |name: &str| if name.contains('/') { name.to_owned() } else { format!("examples/configs/{name}.json") };
     let mut args = vec!["diff".to_owned(), "--old".to_owned(), example(old), "--new".to_owned(), example(new)];
     args.extend(extra.iter().map(|a| (*a).to_owned()));
     Case { name, args, status, markdown: true }
@@ -97,6 +99,7 @@ fn cases() -> Vec<Case> {
             &["--prefix-match", "segment", "--fallback-role", multi_role],
             1,
         ),
+        diff("diff/globs", "tests/golden/configs/globs.json", "tests/golden/configs/globs-next.json", &["--globs"], 1),
         policy("policy/assume", &["assume", "--config", multi]),
         policy("policy/assume-source-identity", &["assume", "--config", multi, "--source-identity"]),
         policy("policy/pass-role", &["pass-role"]),
@@ -201,4 +204,17 @@ fn every_golden_file_has_a_case() {
             assert!(names.contains(&name), "{name}: golden file without a case");
         }
     }
+}
+
+/// The README's `diff` example is the command's output, word for word.
+#[test]
+fn the_readme_shows_the_golden_diff() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("the README");
+    let golden = std::fs::read_to_string(golden_path("diff/multi-team-next", "txt")).expect("the golden file");
+    let start = readme.find("```text\n18. requests by").expect("the README shows change 18 of the diff") + 8;
+    let shown = &readme[start..start + readme[start..].find("```").expect("the block ends")];
+    assert!(golden.contains(shown), "the README's example is not in {golden}");
+    let count = format!("prints {} numbered changes", golden.lines().filter(|l| l.starts_with("   witness:")).count());
+    assert!(readme.contains(&count), "the README should say it {count}");
 }

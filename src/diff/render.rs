@@ -137,7 +137,7 @@ impl Diff<'_> {
         if !complete && self.exact {
             line.push_str(" (a witness did not confirm its change and was left out: this is a bug, please report it)");
         } else if !complete {
-            line.push_str(" (glob identifiers: the analysis is not exhaustive, these are the changes found)");
+            line.push_str(" (glob identifiers: the analysis is not exhaustive)");
         }
         line
     }
