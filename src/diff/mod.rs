@@ -26,14 +26,15 @@ mod cross;
 mod paths;
 mod render;
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
 use crate::compile::{Resolver, ResolverBuilder};
 use crate::config::{BuildError, IdentifierType, ResolverOptions, RoleArn, RoleMapping, SecurityConfiguration};
-use crate::matching::{self, bucket_slash_key_pattern, with_bucket_slash_key};
+use crate::matching::{self, bucket_slash_key_pattern};
 use crate::resolve::{MappingMatch, RequestSpec, Resolution};
 use crate::s3path::S3Path;
 use crate::trie::NO_RANK;
@@ -80,9 +81,9 @@ pub struct Diff<'c> {
     one_account: bool,
     /// No glob identifier on either side: the candidates are every class of request.
     exact: bool,
-    /// The candidates' texts by kind (`IdentifierType` order): user names, group names, and paths
-    /// `s3://BUCKET/KEY`, each sorted and distinct.
-    texts: [Vec<String>; 3],
+    /// The candidates' texts by kind (`IdentifierType` order): user names and group names, distinct,
+    /// and paths as `BUCKET/KEY`, sorted and distinct.
+    texts: [Vec<Cow<'c, str>>; 3],
     /// The candidates, kind after kind (`first[kind]` is where each kind starts).
     candidates: Vec<Candidate>,
     first: [usize; 3],
@@ -203,11 +204,11 @@ impl<'c> Diff<'c> {
             (0..candidates.len() as u32).filter(|&i| keep(&candidates[i as usize])).collect()
         };
         let mut by_old = indices(&|c| c.old != NO_RANK);
-        by_old.sort_unstable_by_key(|&i| (candidates[i as usize].old, candidates[i as usize].new));
+        by_old.sort_unstable_by_key(|&i| (candidates[i as usize].old, candidates[i as usize].new, i));
         let mut fallen = indices(&|c| c.old == NO_RANK && c.new != NO_RANK);
-        fallen.sort_unstable_by_key(|&i| candidates[i as usize].new);
+        fallen.sort_unstable_by_key(|&i| (candidates[i as usize].new, i));
         let mut paths_by_new = indices(&|c| c.kind == IdentifierType::Prefix && c.new != NO_RANK);
-        paths_by_new.sort_unstable_by_key(|&i| candidates[i as usize].new);
+        paths_by_new.sort_unstable_by_key(|&i| (candidates[i as usize].new, i));
         let partners = KINDS.map(|kind| {
             let mut entries: Vec<Entry> = Vec::new();
             for (i, c) in candidates.iter().enumerate().filter(|(_, c)| c.kind == kind && c.new != NO_RANK) {
@@ -219,7 +220,7 @@ impl<'c> Diff<'c> {
             entries.dedup_by_key(|e| e.new);
             CrossIndex::new(entries)
         });
-        let classes = texts[IdentifierType::Prefix as usize].iter().map(|t| bucket_slash_key(t));
+        let classes = texts[IdentifierType::Prefix as usize].iter().map(|t| t.as_ref());
         let forest = Forest::new(classes, options.prefix_match());
         Ok(Diff {
             old: old_side,
@@ -373,11 +374,11 @@ impl<'c> Diff<'c> {
             Witness::Two(i, j) => [Some(i), Some(j)],
         };
         for i in parts.into_iter().flatten() {
-            let text = self.text(i).to_owned();
+            let text = self.text(i);
             match self.candidate(i).kind {
-                IdentifierType::User => spec.user = Some(text),
-                IdentifierType::Group => spec.groups.push(text),
-                IdentifierType::Prefix => spec.path = Some(text),
+                IdentifierType::User => spec.user = Some(text.to_owned()),
+                IdentifierType::Group => spec.groups.push(text.to_owned()),
+                IdentifierType::Prefix => spec.path = Some(format!("s3://{text}")),
             }
         }
         spec
@@ -411,14 +412,16 @@ impl<'c> Side<'c> {
         Ok(Side { config, resolver, roles: mapping_roles, first })
     }
 
-    /// The rank of the first identifier that matches the candidate `text` of `kind` (alone).
+    /// The rank of the first identifier that matches the candidate `text` of `kind` (alone; a path as
+    /// `BUCKET/KEY`).
     fn rank_of(&self, kind: IdentifierType, text: &str) -> u32 {
         match kind {
             IdentifierType::User => self.resolver.principal_rank(Some(text), &[] as &[&str]),
             IdentifierType::Group => self.resolver.principal_rank(None, &[text]),
-            IdentifierType::Prefix => {
-                S3Path::parse(text).map_or(NO_RANK, |path| self.resolver.path_rank(Some(&path), NO_RANK))
-            }
+            IdentifierType::Prefix => match text.find('/') {
+                Some(bucket_len) => self.resolver.bucket_slash_key_rank(text, bucket_len, NO_RANK),
+                None => NO_RANK,
+            },
         }
     }
 
@@ -457,40 +460,50 @@ fn partner_kinds(kind: IdentifierType) -> &'static [IdentifierType] {
     }
 }
 
-/// The candidates of both configurations, by kind, sorted and distinct: the literal identifiers (paths
-/// as `s3://BUCKET/KEY`), and for glob identifiers a few strings they match.
-fn candidate_texts(configs: [&SecurityConfiguration; 2], options: &ResolverOptions) -> [Vec<String>; 3] {
-    let mut texts: [Vec<String>; 3] = Default::default();
-    for mapping in configs.iter().flat_map(|c| c.mappings()) {
+/// The candidates of both configurations, by kind: the literal identifiers, and for glob identifiers
+/// a few strings they match; names distinct, in the order first seen, and paths as `BUCKET/KEY` (`B/`
+/// for a bare bucket), sorted and distinct.
+fn candidate_texts<'c>(configs: [&'c SecurityConfiguration; 2], options: &ResolverOptions) -> [Vec<Cow<'c, str>>; 3] {
+    let mut texts: [Vec<Cow<'c, str>>; 3] = Default::default();
+    let mut seen: [FxHashSet<Cow<'c, str>>; 2] = Default::default();
+    let mut add = |kind: IdentifierType, text: Cow<'c, str>| match kind {
+        IdentifierType::Prefix => texts[kind as usize].push(text),
+        _ => {
+            if seen[kind as usize].insert(text.clone()) {
+                texts[kind as usize].push(text);
+            }
+        }
+    };
+    for mapping in configs.into_iter().flat_map(|c| c.mappings()) {
         let kind = mapping.identifier_type();
-        let out = &mut texts[kind as usize];
         for identifier in mapping.identifiers() {
             let text = identifier.as_str();
-            let glob = options.globs() && matching::is_glob(text);
-            match (kind, glob) {
+            match (kind, options.globs() && matching::is_glob(text)) {
                 (IdentifierType::Prefix, false) => {
-                    out.extend(identifier.s3_path().map(|path| with_bucket_slash_key(&path, |s| format!("s3://{s}"))));
+                    if let Some(path) = identifier.s3_path() {
+                        let bucket_slash_key = match path.bucket_slash_key() {
+                            Some(borrowed) => Cow::Borrowed(borrowed),
+                            None => Cow::Owned(format!("{}/", path.bucket())),
+                        };
+                        add(kind, bucket_slash_key);
+                    }
                 }
                 (IdentifierType::Prefix, true) => {
-                    let pattern = bucket_slash_key_pattern(text);
-                    let paths = instances(&pattern).map(|instance| format!("s3://{instance}"));
-                    out.extend(paths.into_iter().filter(|p| S3Path::parse(p).is_ok()));
+                    for instance in instances(&bucket_slash_key_pattern(text)) {
+                        if S3Path::parse(&format!("s3://{instance}")).is_ok_and(|p| p.bucket_slash_key().is_some()) {
+                            add(kind, Cow::Owned(instance));
+                        }
+                    }
                 }
-                (_, false) => out.push(text.to_owned()),
-                (_, true) => out.extend(instances(text)),
+                (_, false) => add(kind, Cow::Borrowed(text)),
+                (_, true) => instances(text).into_iter().for_each(|instance| add(kind, Cow::Owned(instance))),
             }
         }
     }
-    for list in &mut texts {
-        list.sort_unstable();
-        list.dedup();
-    }
+    let paths = &mut texts[IdentifierType::Prefix as usize];
+    paths.sort_unstable();
+    paths.dedup();
     texts
-}
-
-/// `BUCKET/KEY` of a path candidate `s3://BUCKET/KEY`.
-fn bucket_slash_key(path: &str) -> &str {
-    path.strip_prefix("s3://").unwrap_or(path)
 }
 
 /// Two strings that the glob `pattern` (globset syntax) matches, or nearly: `*` as nothing and as `x`,

@@ -101,7 +101,7 @@ impl Diff<'_> {
         let end = start + list[start..].partition_point(|&i| rank_of(i) == rank);
         let classes = list[start..end].iter().map(|&i| i - path as u32);
         let regions = self.forest.regions(classes, inside);
-        let shown = |class: u32| code(&self.texts[IdentifierType::Prefix as usize][class as usize]);
+        let shown = |class: u32| code(&format!("s3://{}", self.texts[IdentifierType::Prefix as usize][class as usize]));
         if !self.exact {
             let roots: Vec<String> = regions.iter().take(LISTED).map(|r| shown(r.root)).collect();
             return format!(" on paths such as {}", and_more(roots, regions.len()));
