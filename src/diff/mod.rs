@@ -182,11 +182,6 @@ impl<'c> Diff<'c> {
                 .flat_map(|c| c.mappings())
                 .flat_map(RoleMapping::identifiers)
                 .any(|i| matching::is_glob(i.as_str()));
-        let mut roles_seen = [old, new].into_iter().flat_map(|c| c.mappings()).map(RoleMapping::role);
-        let first_role = roles_seen.next();
-        let one_account = roles_seen
-            .chain(options.fallback_role())
-            .all(|r| first_role.is_some_and(|f| (f.partition(), f.account()) == (r.partition(), r.account())));
         let texts = candidate_texts([old, new], options);
         let mut candidates = Vec::with_capacity(texts.iter().map(Vec::len).sum());
         let mut first = [0; 3];
@@ -209,24 +204,14 @@ impl<'c> Diff<'c> {
         fallen.sort_unstable_by_key(|&i| (candidates[i as usize].new, i));
         let mut paths_by_new = indices(&|c| c.kind == IdentifierType::Prefix && c.new != NO_RANK);
         paths_by_new.sort_unstable_by_key(|&i| (candidates[i as usize].new, i));
-        let partners = KINDS.map(|kind| {
-            let mut entries: Vec<Entry> = Vec::new();
-            for (i, c) in candidates.iter().enumerate().filter(|(_, c)| c.kind == kind && c.new != NO_RANK) {
-                let entry = Entry { new: c.new, old: c.old, role: new_side.role(c.new), candidate: i as u32 };
-                entries.push(entry);
-            }
-            // Path classes may share a new rank: the one with the largest old rank partners best.
-            entries.sort_unstable_by_key(|e| (e.new, std::cmp::Reverse(e.old)));
-            entries.dedup_by_key(|e| e.new);
-            CrossIndex::new(entries)
-        });
+        let partners = KINDS.map(|kind| partner_index(&candidates, kind, &new_side));
         let classes = texts[IdentifierType::Prefix as usize].iter().map(|t| t.as_ref());
         let forest = Forest::new(classes, options.prefix_match());
         Ok(Diff {
             old: old_side,
             new: new_side,
             fallback_role: options.fallback_role(),
-            one_account,
+            one_account: one_account([old, new], options),
             exact,
             texts,
             candidates,
@@ -448,6 +433,27 @@ impl<'c> Side<'c> {
             None => Resolution::Fallback { role: fallback_role },
         }
     }
+}
+
+/// The index of the candidates of `kind` with a new rank, to find partners among them. Path classes
+/// may share a new rank: the one with the largest old rank partners best, and stands for them.
+fn partner_index(candidates: &[Candidate], kind: IdentifierType, new: &Side<'_>) -> CrossIndex {
+    let mut entries: Vec<Entry> = (0..candidates.len() as u32)
+        .map(|i| (i, candidates[i as usize]))
+        .filter(|(_, c)| c.kind == kind && c.new != NO_RANK)
+        .map(|(i, c)| Entry { new: c.new, old: c.old, role: new.role(c.new), candidate: i })
+        .collect();
+    entries.sort_unstable_by_key(|e| (e.new, std::cmp::Reverse(e.old), e.candidate));
+    entries.dedup_by_key(|e| e.new);
+    CrossIndex::new(entries)
+}
+
+/// Whether every role of `configs`, and the fallback role, is in one partition and account.
+fn one_account(configs: [&SecurityConfiguration; 2], options: &ResolverOptions) -> bool {
+    let mut roles =
+        configs.into_iter().flat_map(|c| c.mappings()).map(RoleMapping::role).chain(options.fallback_role());
+    let first = roles.next().map(|r| (r.partition(), r.account()));
+    roles.all(|r| Some((r.partition(), r.account())) == first)
 }
 
 /// The kinds whose candidates may go with a candidate of `kind` in one request: one user, one path,

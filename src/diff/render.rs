@@ -12,6 +12,7 @@ use serde::ser::SerializeStruct;
 use super::Diff;
 use crate::config::{IdentifierType, RoleArn};
 use crate::diagnostics::Escaped;
+use crate::matching::is_glob;
 use crate::resolve::{RequestSpec, Resolution};
 
 /// How many regions, or exceptions of a region, a summary names before it says how many more there are.
@@ -29,7 +30,7 @@ impl Diff<'_> {
                     && let Some((_, _, text)) = side.identifier(rank)
                     && !names.iter().any(|(n, _)| *n == text)
                 {
-                    names.push((text, !self.exact && crate::matching::is_glob(text)));
+                    names.push((text, !self.exact && is_glob(text)));
                 }
             }
             names
