@@ -96,12 +96,22 @@ impl Diff<'_> {
             let c = self.candidate(path as u32 + class);
             fits(c.old, a, by_old) && fits(c.new, b, by_new)
         };
-        let rank_of = |i: u32| if by_old { self.candidate(i).old } else { self.candidate(i).new };
-        let (list, rank) = if by_old { (&self.by_old, a) } else { (&self.paths_by_new, b) };
-        let start = list.partition_point(|&i| rank_of(i) < rank);
-        let end = start + list[start..].partition_point(|&i| rank_of(i) == rank);
-        let classes = list[start..end].iter().map(|&i| i - path as u32);
-        let regions = self.forest.regions(classes, inside);
+        // The path candidates decided by `a` in the old configuration, or by `b` in the new one: the
+        // shorter list when both decide.
+        let with_rank = |list: &[u32], rank: u32, old: bool| -> std::ops::Range<usize> {
+            let rank_of = |i: u32| if old { self.candidate(i).old } else { self.candidate(i).new };
+            let start = list.partition_point(|&i| rank_of(i) < rank);
+            start..start + list[start..].partition_point(|&i| rank_of(i) == rank)
+        };
+        let old_range = by_old.then(|| with_rank(&self.by_old, a, true));
+        let new_range = by_new.then(|| with_rank(&self.paths_by_new, b, false));
+        let classes = match (old_range, new_range) {
+            (Some(o), Some(n)) if n.len() < o.len() => &self.paths_by_new[n],
+            (Some(o), _) => &self.by_old[o],
+            (None, Some(n)) => &self.paths_by_new[n],
+            (None, None) => &[][..],
+        };
+        let regions = self.forest.regions(classes.iter().map(|&i| i - path as u32), inside);
         let shown = |class: u32| code(&format!("s3://{}", self.texts[IdentifierType::Prefix as usize][class as usize]));
         if !self.exact {
             let roots: Vec<String> = regions.iter().take(LISTED).map(|r| shown(r.root)).collect();
