@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use emrfs_rolemap::{Diff, Escaped};
 
-use crate::{MatchArgs, Unusable, display_name, read_config_bytes, usable};
+use crate::{OptionArgs, Unusable, display_name, read_config_bytes, usable};
 
 #[derive(Args)]
 pub(crate) struct DiffArgs {
@@ -17,7 +17,7 @@ pub(crate) struct DiffArgs {
     #[arg(long, value_name = "FILE")]
     new: String,
     #[command(flatten)]
-    matching: MatchArgs,
+    options: OptionArgs,
     /// List at most N transitions, the first by old mapping index.
     #[arg(long, value_name = "N", default_value_t = Diff::DEFAULT_MAX_CHANGES)]
     max_changes: usize,
@@ -40,7 +40,7 @@ pub(crate) fn run(args: &DiffArgs) -> Result<ExitCode, Unusable> {
     if args.old == "-" && args.new == "-" {
         return Err(Unusable("--old and --new cannot both read standard input".into()));
     }
-    let options = args.matching.options()?;
+    let options = args.options.options()?;
     let old = usable(&read_config_bytes(&args.old)?, &options, display_name(&args.old))?;
     let new = usable(&read_config_bytes(&args.new)?, &options, display_name(&args.new))?;
     let diff = Diff::between(&old, &new, &options)
