@@ -120,6 +120,35 @@ fn check_reads_by_name_and_by_cluster_and_names_the_source() {
     assert!(by_cluster.contains(&label), "{by_cluster}");
 }
 
+/// `check` takes several names, or several clusters, one kind per run: each is checked (a cluster's
+/// instance profile against its role), one that cannot be read is an error that does not stop the
+/// others, and the status is the worst.
+#[test]
+fn check_takes_several_names_or_clusters() {
+    let lake = Lake::start();
+    let names = ["check", "--security-configuration", "lake-sc", "--security-configuration", "nope-sc"];
+    let output = lake.run(&[&names[..], &["--security-configuration", "crypto-sc"]].concat());
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}\nstdout: {stdout}");
+    assert!(stdout.contains("security configuration lake-sc (from EMR): ok, 3 role mapping(s)"), "{stdout}");
+    assert!(stderr.contains("`nope-sc`") && stderr.contains("`crypto-sc`"), "{stderr}");
+
+    let (id, mismatched) = (lake.cluster("lake"), lake.cluster("mismatched"));
+    let output = lake.run(&["check", "--cluster-id", id, "--cluster-id", mismatched, "--format", "json"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let diagnostics: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let errors: Vec<&Value> = diagnostics.as_array().unwrap().iter().filter(|d| d["severity"] == "error").collect();
+    let files: Vec<&Value> = errors.iter().map(|e| &e["file"]).collect();
+    let label = format!("security configuration lake-sc of cluster {mismatched} (from EMR)");
+    assert_eq!(files, [&json!(label)], "{diagnostics}");
+    assert_eq!(errors[0]["code"], "instance-profile-mismatch", "{diagnostics}");
+
+    // One kind of source per run.
+    let mixed = lake.run(&["check", "--security-configuration", "lake-sc", "--cluster-id", id]);
+    assert_eq!(mixed.status.code(), Some(2), "{}", text(&mixed.stderr));
+    assert!(text(&mixed.stderr).contains("cannot be used with"), "{}", text(&mixed.stderr));
+}
+
 #[test]
 fn resolve_explain_and_test_by_name_and_by_cluster() {
     let lake = Lake::start();
