@@ -236,6 +236,10 @@ fn an_instance_profile_whose_role_has_another_name_fails_check() {
 fn what_emr_cannot_give_is_exit_2_naming_it() {
     let lake = Lake::start();
     unusable(&lake.run(&["check", "--security-configuration", "nope-sc"]), &["`nope-sc`", "does not exist"]);
+    for format in ["json", "sarif", "github"] {
+        let output = lake.run(&["check", "--security-configuration", "nope-sc", "--format", format]);
+        unusable(&output, &["`nope-sc`"]);
+    }
     unusable(&lake.run(&["resolve", "--cluster-id", "j-NOPE0000000", "--user", "alice"]), &["`j-NOPE0000000`"]);
     let bare = lake.cluster("bare");
     unusable(

@@ -2,8 +2,9 @@
 //! rustc, in colour on a terminal), JSON, SARIF or GitHub workflow commands; levels per code as clippy
 //! sets them.
 //!
-//! Exit status: the worst of the files: 2 for a file that cannot be read, 1 for a file with an error
-//! (a code raised with `--deny` included, or a warning with `--deny-warnings`), 0 otherwise.
+//! Exit status: the worst of the files: 2 for a file (or a configuration in EMR) that cannot be read,
+//! 1 for a file with an error (a code raised with `--deny` included, or a warning with
+//! `--deny-warnings`), 0 otherwise. When none can be read, nothing is written to standard output.
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
@@ -194,6 +195,10 @@ pub(crate) fn run(args: &CheckArgs) -> Result<ExitCode, Unusable> {
             .filter(|_| diagnostics.error_count() == 0)
             .map(|c| (c.mappings().len(), c.identifier_count()));
         checked.push(Checked { name: document.name, diagnostics, counts });
+    }
+    if checked.is_empty() && status == 2 {
+        // Nothing could be read: no output that could pass for a clean result (`[]`, an empty SARIF run).
+        return Ok(ExitCode::from(status));
     }
     let mut out = io::BufWriter::new(io::stdout().lock());
     match args.format {
