@@ -11,7 +11,9 @@
 //!   reading time from a [`Clock`] (`clock.rs`);
 //! - `broker.rs`: [`Broker`], the one entry point a proxy calls: resolve, then fetch ([`Access`],
 //!   [`CredentialError`]);
-//! - `sts.rs` (feature `sts`): [`StsSource`], the source on STS through the AWS SDK.
+//! - `sts.rs` (feature `sts`): [`StsSource`], the source on STS through the AWS SDK;
+//! - `sdk.rs` (feature `sts`): [`Broker::provider`] and [`Broker::trusted_provider`], the broker as a
+//!   credentials provider of the AWS SDK for Rust, for the S3 client of a proxy.
 //!
 //! Secrets (secret access keys, session tokens) are zeroed when dropped and never appear in `Debug` or
 //! `Display` output, nor in error messages.
@@ -20,6 +22,8 @@ mod broker;
 mod cache;
 mod clock;
 mod error;
+#[cfg(feature = "sts")]
+mod sdk;
 mod session_name;
 mod settings;
 mod source;
