@@ -1,5 +1,5 @@
 //! Support shared by the test binaries (`mod support;`): the binary run as a user runs it, the STS
-//! emulator, the served binary, and the generators of the property tests.
+//! emulator, the served binary, temporary directories, and the generators of the property tests.
 
 // Each test binary uses a different part of the harness.
 #![allow(dead_code)]
@@ -10,3 +10,4 @@ pub mod generators;
 pub mod moto;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod tempdir;
