@@ -133,11 +133,11 @@ async fn every_endpoint_answers_over_tcp_with_the_token() {
     assert_eq!(metric(text, "emrfs_rolemap_config_generation"), 1.0);
     assert_eq!(metric(text, r#"emrfs_rolemap_sts_errors_total{kind="access_denied"}"#), 0.0);
 
-    let log = served.log();
     let key = first["Credentials"]["AccessKeyId"].as_str().unwrap();
     let granted = format!(
         r#"granted: caller=tcp user="alice" groups_from=request path="s3://lake/raw/2026/part-0" generation=1 decision=mapping role=arn:aws:iam::123456789012:role/analysts origin=sts access_key_id={key}"#
     );
+    let log = served.log_containing(&granted);
     assert!(log.contains(&granted), "no audit line `{granted}` in:\n{log}");
     let secret = first["Credentials"]["SecretAccessKey"].as_str().unwrap();
     for hidden in [TOKEN, secret, BASE_SECRET_ACCESS_KEY] {
@@ -473,8 +473,9 @@ async fn file_changes_reload_and_invalid_files_keep_the_old_generation() {
         (reply["generation"].clone(), reply["role"].clone()),
         (json!(2), json!("arn:aws:iam::123456789012:role/scientists"))
     );
-    assert!(served.log().contains("reload rejected; still serving generation 2"), "{}", served.log());
-    assert!(served.log().contains("error[unknown-identifier-type]"));
+    let log = served.log_containing("error[unknown-identifier-type]");
+    assert!(log.contains("reload rejected; still serving generation 2"), "{log}");
+    assert!(log.contains("error[unknown-identifier-type]"), "{log}");
 
     // A half-written file, then the whole one: the failure clears with the next good version.
     served.replace_config(&CONFIG[..40]);
@@ -558,7 +559,7 @@ fn sigterm_drains_requests_in_flight_and_exits() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains(r#""role":"arn:aws:iam::123456789012:role/analysts""#), "{answer}");
     assert_eq!(served.wait_exit(Duration::from_secs(10)), Some(0));
-    let log = served.log();
+    let log = served.log_containing("drained");
     assert!(log.contains("SIGTERM received") && log.contains("drained"), "{log}");
 }
 
@@ -573,7 +574,8 @@ async fn credentials_fail_closed_when_sts_is_unreachable() {
     assert!(message.contains("mapping 0 decided role `arn:aws:iam::123456789012:role/analysts`"), "{message}");
     assert!(started.elapsed() < Duration::from_secs(20));
     let refused = r#"refused: caller=tcp endpoint=/v1/credentials user="alice" path="s3://lake/raw/2026/part-0" generation=1 status=502 code=sts-unavailable"#;
-    assert!(served.log().contains(refused), "no `{refused}` in:\n{}", served.log());
+    let log = served.log_containing(refused);
+    assert!(log.contains(refused), "no `{refused}` in:\n{log}");
     // A fallback needs no STS: the base credentials serve it (to a trusted caller, when allowed).
     let fallback = client.post("/v1/credentials", r#"{"user": "bob", "path": "s3://other/x"}"#).await;
     assert_eq!(fallback.status, 200, "{}", fallback.body);

@@ -364,7 +364,7 @@ async fn input_reaches_the_log_escaped() {
         let reply = client.post("/v1/credentials", body).await;
         assert!(reply.status == 403 || reply.status == 400, "{}", reply.body);
     }
-    let log = served.log();
+    let log = served.log_containing("code=invalid-path");
     assert!(log.contains("refused:"), "{log}");
     for raw in ['\u{1b}', '\u{7}', '\u{9b}', '\u{202e}'] {
         assert!(!log.contains(raw), "the raw character U+{:04X} reaches the log:\n{log}", raw as u32);

@@ -7,8 +7,11 @@
 //!   and the OS's user and group database, asked on threads of its own;
 //! - `budget.rs`, `deadline.rs`: connection budgets that idle clients cannot exhaust, and the write
 //!   deadline of answers;
-//! - `api.rs`: the endpoints `POST /v1/resolve`, `/v1/explain`, `/v1/credentials` and `GET /healthz`,
-//!   `/readyz`, `/metrics`; `audit.rs`: what the audit log records; `metrics.rs`: the counters.
+//! - `tokens.rs`: per-user tokens, which let an unmodified AWS SDK ask over TCP for its own user's
+//!   credentials;
+//! - `api.rs`: the endpoints `POST /v1/resolve`, `/v1/explain`, `/v1/credentials`, `/v1/tokens`,
+//!   `/v1/tokens/revoke` and `GET /v1/container-credentials`, `/healthz`, `/readyz`, `/metrics`;
+//!   `audit.rs`: what the audit log records; `metrics.rs`: the counters.
 //!
 //! [`Server::run`] accepts connections on every [`Listener`] until its shutdown future completes, then
 //! stops accepting and drains: requests in flight finish (within [`ServerOptions::drain_timeout`]),
@@ -27,6 +30,7 @@ mod files;
 mod metrics;
 mod peer;
 mod store;
+mod tokens;
 
 pub use files::{FileCheck, FileError};
 pub use peer::BearerToken;
@@ -53,6 +57,7 @@ use budget::Budget;
 use deadline::WriteDeadline;
 use metrics::Metrics;
 use peer::{Caller, OsIdentities};
+use tokens::TokenKeys;
 
 /// The limits and timeouts of a server. [`Default`] gives the `DEFAULT_*` values, which suit a proxy on
 /// the same host; change fields on it.
@@ -93,6 +98,11 @@ pub struct ServerOptions {
     /// Whether untrusted token files are refused (the default) or only warned about. The configuration
     /// store is given its own check when it is opened.
     pub file_check: FileCheck,
+    /// Whether Unix-socket callers may get per-user tokens (`POST /v1/tokens`) and TCP callers may
+    /// present them. On by default.
+    pub user_tokens: bool,
+    /// The longest lifetime a per-user token may be given ([`Self::DEFAULT_TOKEN_MAX_TTL`]).
+    pub token_max_ttl: Duration,
 }
 
 /// Who may receive the server's base credentials (on EMR, the instance-profile role) when no mapping
@@ -130,6 +140,10 @@ impl ServerOptions {
     pub const DEFAULT_IDENTITY_TTL: Duration = Duration::from_secs(300);
     /// How long a request waits for the OS's user and group databases, unless set.
     pub const DEFAULT_IDENTITY_TIMEOUT: Duration = Duration::from_secs(2);
+    /// The lifetime of a per-user token when the caller asks for none: 12 hours.
+    pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
+    /// The longest lifetime of a per-user token, unless set: 7 days.
+    pub const DEFAULT_TOKEN_MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 }
 
 impl Default for ServerOptions {
@@ -149,6 +163,8 @@ impl Default for ServerOptions {
             identity_timeout: Self::DEFAULT_IDENTITY_TIMEOUT,
             fallback_credentials: FallbackCredentials::default(),
             file_check: FileCheck::default(),
+            user_tokens: true,
+            token_max_ttl: Self::DEFAULT_TOKEN_MAX_TTL,
         }
     }
 }
@@ -156,7 +172,7 @@ impl Default for ServerOptions {
 /// A socket the server accepts connections on.
 #[derive(Debug)]
 pub enum Listener {
-    /// TCP; every endpoint but `/healthz` needs the bearer token.
+    /// TCP; every endpoint but `/healthz` needs the bearer token or a per-user token.
     Tcp(TcpListener),
     /// A Unix domain socket; callers are identified by uid. The file is removed at shutdown.
     Unix(UnixListener, PathBuf),
@@ -236,6 +252,8 @@ pub(crate) struct App<S> {
     token: ArcSwapOption<BearerToken>,
     options: ServerOptions,
     identities: Arc<OsIdentities>,
+    /// The key of per-user tokens, and their revocations; `None` when the OS gave no random key.
+    token_keys: ArcSwapOption<TokenKeys>,
     metrics: Metrics,
     audit: Audit,
     draining: AtomicBool,
@@ -249,6 +267,7 @@ impl<S> App<S> {
         match caller {
             Caller::Tcp => true,
             Caller::Unix { uid } => uid == 0 || self.options.allowed_uids.contains(&uid),
+            Caller::UserToken { .. } => false,
         }
     }
 
@@ -292,6 +311,14 @@ pub enum ServerError {
         /// What is wrong with it (never the token itself).
         reason: String,
     },
+    /// The key of per-user tokens could not be made or read.
+    #[error("the per-user token key `{path}` is unusable: {reason}")]
+    UnusableTokenKey {
+        /// The key file, or `(random)`.
+        path: String,
+        /// What is wrong with it (never the key itself).
+        reason: String,
+    },
 }
 
 impl<S: CredentialSource> Server<S> {
@@ -300,18 +327,37 @@ impl<S: CredentialSource> Server<S> {
     pub fn new(store: Arc<ConfigStore>, broker: Broker<S>, token: Option<BearerToken>, options: ServerOptions) -> Self {
         let identities = Arc::new(OsIdentities::new(options.identity_ttl, options.identity_timeout));
         let token = ArcSwapOption::from(token.map(Arc::new));
+        let token_keys = match TokenKeys::random() {
+            Ok(keys) => Some(Arc::new(keys)),
+            Err(e) => {
+                tracing::error!("per-user tokens are unavailable: {e}");
+                None
+            }
+        };
         let app = App {
             store,
             broker,
             token,
             options,
             identities,
+            token_keys: ArcSwapOption::from(token_keys),
             metrics: Metrics::default(),
             audit: Audit::default(),
             draining: false.into(),
             uid_connections: UidConnections::default(),
         };
         Server { app: Arc::new(app) }
+    }
+
+    /// Signs per-user tokens with the key in `path` (a trusted secret file of at least 32 bytes, such as
+    /// `openssl rand -hex 32` writes) instead of a key made at random when the server was created, so
+    /// that tokens outlive a restart; revocations are kept beside it in `PATH.revoked`. Tokens issued
+    /// under the previous key stop verifying. Call it before [`Self::run`], off the async runtime: it
+    /// reads files.
+    pub fn use_token_key_file(&self, path: &Path) -> Result<(), ServerError> {
+        let keys = TokenKeys::from_file(path, self.app.options.file_check)?;
+        self.app.token_keys.store(Some(Arc::new(keys)));
+        Ok(())
     }
 
     /// Replaces the bearer token; requests that arrive from now on must present the new one.

@@ -27,6 +27,11 @@ pub enum Caller {
         /// The client process's user id.
         uid: u32,
     },
+    /// A TCP client that presented a per-user token: the uid the token was issued to, never trusted.
+    UserToken {
+        /// The uid the token is bound to.
+        uid: u32,
+    },
 }
 
 impl std::fmt::Display for Caller {
@@ -35,6 +40,7 @@ impl std::fmt::Display for Caller {
         match self {
             Caller::Tcp => f.write_str("tcp"),
             Caller::Unix { uid } => write!(f, "uid {uid}"),
+            Caller::UserToken { uid } => write!(f, "token of uid {uid}"),
         }
     }
 }
@@ -80,12 +86,13 @@ impl BearerToken {
         BearerToken::new(token).map_err(unusable)
     }
 
-    /// Whether an `Authorization` header value carries this token. The comparison runs over the whole
-    /// token whatever is presented, so its time says nothing about the token: neither the first differing
-    /// byte nor the token's length.
+    /// Whether an `Authorization` header value carries this token, as `Bearer <token>` or the token
+    /// alone (what the AWS SDKs send from `AWS_CONTAINER_AUTHORIZATION_TOKEN`). The comparison runs over
+    /// the whole token whatever is presented, so its time says nothing about the token: neither the
+    /// first differing byte nor the token's length.
     pub fn accepts(&self, authorization: Option<&[u8]>) -> bool {
         let Some(value) = authorization else { return false };
-        let Some(presented) = strip_bearer(value) else { return false };
+        let presented = presented_token(value);
         let expected = self.0.expose().as_bytes();
         let mut equal = (presented.len() as u64).ct_eq(&(expected.len() as u64));
         for (i, byte) in expected.iter().enumerate() {
@@ -95,10 +102,13 @@ impl BearerToken {
     }
 }
 
-/// The credentials part of `Bearer <credentials>`; the scheme is case-insensitive (RFC 9110 §11.1).
-fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
-    let (scheme, rest) = value.split_at_checked(7)?;
-    scheme.eq_ignore_ascii_case(b"bearer ").then(|| rest.trim_ascii())
+/// The token in an `Authorization` value: the credentials part of `Bearer <credentials>` (the scheme
+/// is case-insensitive, RFC 9110 §11.1), or the whole value when it names no scheme.
+pub(crate) fn presented_token(value: &[u8]) -> &[u8] {
+    match value.split_at_checked(7) {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case(b"bearer ") => rest.trim_ascii(),
+        _ => value.trim_ascii(),
+    }
 }
 
 /// What the operating system says about a uid: its user name and the names of its groups, primary
@@ -201,8 +211,9 @@ enum Slot {
     Known { identity: Arc<OsIdentity>, looked_up: Instant, confirmed: Instant },
     /// No such uid, as of `at`.
     Unknown { at: Instant },
-    /// A lookup in progress, shared by every caller that needs it.
-    Pending { started: Instant, flight: Flight },
+    /// A lookup in progress, shared by every caller that needs it: a whole lookup (`whole`), or a check
+    /// of a known identity's user name.
+    Pending { started: Instant, flight: Flight, whole: bool },
 }
 
 /// Looks up uids in the operating system's user and group databases, on threads of its own, each wait
@@ -252,21 +263,38 @@ impl OsIdentities {
     /// The identity of `uid`: from the cache when it is fresh, else from the database (one call for all
     /// concurrent callers), waited for at most the timeout.
     pub async fn lookup(self: &Arc<Self>, uid: u32) -> Result<Arc<OsIdentity>, IdentityError> {
+        self.lookup_with(uid, false).await
+    }
+
+    /// The identity of `uid` as the database gives it now, never from the cache: for callers whose
+    /// groups must be current at each use (per-user tokens). Concurrent fresh lookups of one uid share
+    /// one call, so an answer is never older than the request that is waiting for it, give or take that
+    /// call. The answer refreshes the cache too.
+    pub async fn lookup_fresh(self: &Arc<Self>, uid: u32) -> Result<Arc<OsIdentity>, IdentityError> {
+        self.lookup_with(uid, true).await
+    }
+
+    async fn lookup_with(self: &Arc<Self>, uid: u32, fresh: bool) -> Result<Arc<OsIdentity>, IdentityError> {
         let now = Instant::now();
         let flight = {
             let mut slots = lock(&self.slots);
             // What to do: wait for a pending lookup (`Err`), or start one, rechecking a known identity.
             let next = match slots.get(&uid) {
-                Some(Slot::Known { identity, looked_up, confirmed }) if now.duration_since(*looked_up) < self.ttl => {
+                Some(Slot::Known { identity, looked_up, confirmed })
+                    if !fresh && now.duration_since(*looked_up) < self.ttl =>
+                {
                     if now.duration_since(*confirmed) < NAME_RECHECK {
                         return Ok(identity.clone());
                     }
                     Ok(Some((identity.clone(), *looked_up)))
                 }
-                Some(Slot::Unknown { at }) if now.duration_since(*at) < UNKNOWN_UID_TTL => {
+                Some(Slot::Unknown { at }) if !fresh && now.duration_since(*at) < UNKNOWN_UID_TTL => {
                     return Err(IdentityError::UnknownUid(uid));
                 }
-                Some(Slot::Pending { started, flight }) if now.duration_since(*started) < ABANDON_AFTER => {
+                // A whole lookup in flight serves everyone; a name check serves only cache readers.
+                Some(Slot::Pending { started, flight, whole })
+                    if (*whole || !fresh) && now.duration_since(*started) < ABANDON_AFTER =>
+                {
                     Err(flight.clone())
                 }
                 _ => Ok(None),
@@ -274,8 +302,9 @@ impl OsIdentities {
             match next {
                 Err(pending) => pending,
                 Ok(recheck) => {
+                    let whole = recheck.is_none();
                     let flight = self.start(uid, recheck);
-                    slots.insert(uid, Slot::Pending { started: now, flight: flight.clone() });
+                    slots.insert(uid, Slot::Pending { started: now, flight: flight.clone(), whole });
                     flight
                 }
             }
@@ -363,7 +392,8 @@ mod tests {
         assert!(!token.accepts(Some(b"Bearer 0123456789abcdeF")));
         assert!(!token.accepts(Some(b"Bearer 0123456789abcde")));
         assert!(!token.accepts(Some(b"Basic 0123456789abcdef")));
-        assert!(!token.accepts(Some(b"0123456789abcdef")));
+        assert!(token.accepts(Some(b"0123456789abcdef")), "the raw value, as the AWS SDKs send it");
+        assert!(!token.accepts(Some(b"0123456789abcdef0")));
         assert!(!token.accepts(None));
         assert!(!format!("{token:?}").contains("0123"));
     }
@@ -435,6 +465,36 @@ mod tests {
         let before = fake.identities.load(std::sync::atomic::Ordering::SeqCst);
         assert!(Arc::ptr_eq(&now, &identities.lookup(5000).await.unwrap()));
         assert_eq!(fake.identities.load(std::sync::atomic::Ordering::SeqCst), before);
+    }
+
+    /// Per-user tokens: removing a user from a group takes effect at the next use, whatever the cache
+    /// holds; concurrent fresh lookups share one call.
+    #[tokio::test]
+    async fn a_fresh_lookup_sees_a_group_change_at_once() {
+        let fake = Arc::new(Fake::default());
+        fake.set(6000, "erin", &["erin", "finance"]);
+        let identities =
+            Arc::new(OsIdentities::with_source(fake.clone(), Duration::from_secs(300), Duration::from_secs(2)));
+        assert_eq!(identities.lookup(6000).await.unwrap().groups, ["erin", "finance"]);
+        fake.set(6000, "erin", &["erin"]);
+        assert_eq!(identities.lookup(6000).await.unwrap().groups, ["erin", "finance"], "the cache still has it");
+        assert_eq!(identities.lookup_fresh(6000).await.unwrap().groups, ["erin"]);
+        assert_eq!(identities.lookup(6000).await.unwrap().groups, ["erin"], "the fresh answer refreshed the cache");
+        let before = fake.identities.load(std::sync::atomic::Ordering::SeqCst);
+        fake.hang.store(true, std::sync::atomic::Ordering::SeqCst);
+        let waits: Vec<_> = (0..20)
+            .map(|_| {
+                let identities = identities.clone();
+                tokio::spawn(async move { identities.lookup_fresh(6000).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        fake.hang.store(false, std::sync::atomic::Ordering::SeqCst);
+        fake.released.notify_all();
+        for wait in waits {
+            assert_eq!(wait.await.unwrap().unwrap().groups, ["erin"]);
+        }
+        assert_eq!(fake.identities.load(std::sync::atomic::Ordering::SeqCst) - before, 1, "one call for 20 uses");
     }
 
     /// A directory service that never answers: each lookup fails after the timeout, concurrent lookups

@@ -213,3 +213,16 @@ pub fn moto_server() -> PathBuf {
             panic!("`moto_server` not found (MOTO_SERVER unset, no {}, none on PATH): {INSTALL_HELP}", venv.display())
         })
 }
+
+/// A program installed beside `moto_server` by `scripts/install-moto.sh`: `aws` (the AWS CLI v1) or
+/// `python` (with boto3).
+pub fn venv_program(name: &str) -> PathBuf {
+    let program = moto_server().with_file_name(name);
+    assert!(
+        program.is_file(),
+        "`{}` is missing: the container-credentials tests drive the AWS CLI and boto3, which \
+         `bash scripts/install-moto.sh` installs beside moto_server (rerun it; `bash scripts/test.sh` does)",
+        program.display()
+    );
+    program
+}

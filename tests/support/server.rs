@@ -34,6 +34,11 @@ impl Served {
     /// 127.0.0.1:0 and `DIR/serve.sock` with the STS endpoint `sts` and `extra` arguments, and waits
     /// for its `listening` lines.
     pub fn start(config: &str, sts: &str, extra: &[&str]) -> Served {
+        Self::start_with_env(config, sts, extra, &[])
+    }
+
+    /// [`start`](Self::start) with `env` added to the server's environment.
+    pub fn start_with_env(config: &str, sts: &str, extra: &[&str], env: &[(&str, &str)]) -> Served {
         let dir = TempDir::new("serve");
         let config_path = dir.path().join("config.json");
         std::fs::write(&config_path, config).unwrap();
@@ -53,6 +58,7 @@ impl Served {
             .arg(&token_path)
             .args(["--sts-endpoint", sts, "--region", moto::REGION])
             .args(extra)
+            .envs(env.iter().copied())
             .env("EMRFS_ROLEMAP_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -125,6 +131,20 @@ impl Served {
     /// Everything the server logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The log once it contains `text` (the server's standard error is read by a thread, so a line the
+    /// server wrote before answering may arrive after the answer), waiting at most 10 s; the log as it
+    /// is then, whether it does or not.
+    pub fn log_containing(&self, text: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let log = self.log();
+            if log.contains(text) || started.elapsed() > Duration::from_secs(10) {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// A client over TCP (sending the token when `authorized`).
