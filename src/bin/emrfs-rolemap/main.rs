@@ -5,6 +5,8 @@
 
 mod bench;
 mod bench_cmd;
+#[cfg(all(feature = "server", unix))]
+mod bench_server;
 mod counting_alloc;
 #[cfg(feature = "sts")]
 mod credentials_cmd;
