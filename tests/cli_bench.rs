@@ -140,7 +140,7 @@ fn bench_rejects_unusable_input_with_status_2() {
 
 /// The JSON fields of `bench --server` that are figures, each positive in a run without errors.
 #[cfg(all(feature = "server", unix))]
-const SERVER_FIGURES: [&str; 12] = [
+const SERVER_FIGURES: [&str; 13] = [
     "server_p50_ns",
     "server_p99_ns",
     "baseline_p50_ns",
@@ -149,6 +149,7 @@ const SERVER_FIGURES: [&str; 12] = [
     "server_rps",
     "baseline_rps",
     "throughput_ratio",
+    "cpu_ratio",
     "credentials_hit_p50_ns",
     "credentials_hit_p99_ns",
     "credentials_ratio",

@@ -205,6 +205,7 @@ fn write_server_text(out: &mut dyn Write, r: &crate::bench_server::ServerBenchRe
     )?;
     writeln!(out, "latency ratio (server / bare, p50, one client):  {:.2}x", r.latency_ratio)?;
     writeln!(out, "throughput ratio (server / bare, {} clients):    {:.2}x", r.clients, r.throughput_ratio)?;
+    writeln!(out, "CPU per answer (server / bare, {} clients):      {:.2}x", r.clients, r.cpu_ratio)?;
     if let Some(ratio) = r.credentials_ratio {
         writeln!(out, "credentials hit / resolve (p50, one client):     {ratio:.2}x")?;
     }

@@ -5,15 +5,15 @@
 //! [`Server`], with an in-process credential source ([`BenchSource`]) so that no STS is involved, and
 //! a *bare* hyper server with the same HTTP settings that reads each request body and answers with a
 //! fixed body as long as the real server's resolve answers. One client, on a runtime of its own (hyper,
-//! keep-alive connections over the same transport), drives both:
+//! keep-alive connections over the same transport, kept from slot to slot), drives both:
 //!
 //! 1. **verification**: every request of the corpus once to `/v1/resolve`, and every request a mapping
 //!    decides once to `/v1/credentials` (which also fills the credential cache); each answer's decision
 //!    is compared with the in-process resolver's, and each answer is kept;
-//! 2. **latency**, one client: in each round, the real server's `/v1/resolve`, the bare server, and the
-//!    real server's `/v1/credentials` (cache hits), each for one slot of time, in an order that rotates
-//!    from round to round;
-//! 3. **throughput**, N clients: in each round, the real server and the bare server, alternating.
+//! 2. **rounds**: in each, one slot of time per workload — with one client, the real server's
+//!    `/v1/resolve`, the bare server, and the real server's `/v1/credentials` (cache hits); with N
+//!    clients, the real server's `/v1/resolve` and the bare server — in an order that rotates from
+//!    round to round.
 //!
 //! Every timed answer must be 200 and byte for byte the verified one (the bare server's: its fixed
 //! body); anything else counts as an error, and so does a credential-cache miss after verification.
@@ -56,8 +56,12 @@ use crate::bench::{BenchError, SYNTHESISED_REQUESTS, median};
 /// The most requests of a corpus used: each is verified once per endpoint before the timed rounds.
 pub const MAX_REQUESTS: usize = 10_000;
 
-/// Rounds of each phase; each ratio is the median over them.
-pub const ROUNDS: usize = 5;
+/// The fewest rounds; each ratio is the median over the rounds.
+pub const MIN_ROUNDS: usize = 5;
+
+/// About how long one slot lasts: a round has a slot per workload, and a run as many rounds as fit, so
+/// that the servers alternate several times a second and a busy machine's swings hit both alike.
+const SLOT: Duration = Duration::from_millis(100);
 
 /// The seed of synthesised requests, the same as the in-process bench's.
 const SYNTHESIS_SEED: u64 = 1;
@@ -115,7 +119,7 @@ pub struct ServerBenchReport {
     pub credential_requests: usize,
     /// Clients of the throughput phase.
     pub clients: usize,
-    /// Rounds of each phase.
+    /// Rounds: each has one slot per workload, in turn.
     pub rounds: usize,
     /// The length of the bare server's fixed answer: the mean of the real server's resolve answers.
     pub answer_bytes: usize,
@@ -135,6 +139,10 @@ pub struct ServerBenchReport {
     pub baseline_rps: f64,
     /// Real ÷ bare requests per second (median over the rounds of each round's ratio).
     pub throughput_ratio: f64,
+    /// Real ÷ bare CPU time of this process per answer with `clients` clients, the client's share
+    /// included (median over the rounds): what the throughput ratio's inverse would be on two idle
+    /// cores, and steadier than it on a busy machine, which takes CPU time from both alike.
+    pub cpu_ratio: f64,
     /// `/v1/credentials` answered from the cache, one client: median; `null` when no request of the
     /// corpus is decided by a mapping.
     pub credentials_hit_p50_ns: Option<f64>,
@@ -240,7 +248,7 @@ pub fn run(
         };
         let calls_after_verification = calls.load(Ordering::Relaxed);
         let mut errors = verified.errors;
-        let measured = measure(&workloads, settings, &mut errors, progress).await;
+        let measured = measure(workloads, settings, &mut errors, progress).await;
         let misses = calls.load(Ordering::Relaxed) - calls_after_verification;
         if misses > 0 {
             errors.add(format!("the credential cache asked its source {misses} time(s) after it was filled"));
@@ -259,7 +267,7 @@ pub fn run(
         requests_synthesised: requests.is_none(),
         credential_requests: corpus.credentials.len(),
         clients: settings.clients,
-        rounds: ROUNDS,
+        rounds: measured.rounds,
         answer_bytes,
         server_p50_ns: measured.server_p50,
         server_p99_ns: measured.server_p99,
@@ -269,6 +277,7 @@ pub fn run(
         server_rps: measured.server_rps,
         baseline_rps: measured.baseline_rps,
         throughput_ratio: measured.throughput_ratio,
+        cpu_ratio: measured.cpu_ratio,
         credentials_hit_p50_ns: measured.credentials.map(|c| c.0),
         credentials_hit_p99_ns: measured.credentials.map(|c| c.1),
         credentials_ratio: measured.credentials.map(|c| c.2),
@@ -669,11 +678,13 @@ struct Workloads {
     credentials: Option<Workload>,
 }
 
-/// One slot of one workload: per-request latencies (one client) or the answer rate (several).
+/// One slot of one workload: per-request latencies, the answer rate, and the process's CPU time.
 struct Slot {
     latencies_ns: Vec<u64>,
     answered: usize,
     elapsed: Duration,
+    /// CPU time of the whole process (servers and client) during the slot.
+    cpu: Duration,
     errors: Errors,
 }
 
@@ -690,78 +701,126 @@ impl Slot {
     fn per_second(&self) -> f64 {
         self.answered as f64 / self.elapsed.as_secs_f64()
     }
+
+    fn cpu_per_answer(&self) -> f64 {
+        self.cpu.as_secs_f64() / self.answered as f64
+    }
 }
 
-/// Runs `clients` clients on `workload` for `duration`, each on its own connection (opened before the
-/// clock starts) and starting at its own place in the corpus.
-async fn slot(workload: &Workload, clients: usize, duration: Duration) -> Slot {
-    let mut connections = Vec::with_capacity(clients);
-    let mut errors = Errors::default();
-    for _ in 0..clients {
-        match Connection::open(&workload.address).await {
-            Ok(connection) => connections.push(connection),
-            Err(e) => errors.add(format!("cannot connect: {e}")),
-        }
+/// The CPU time this process has used, its threads together.
+fn cpu_time() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let Ok(usage) = getrusage(UsageWho::RUSAGE_SELF) else { return Duration::ZERO };
+    let micros =
+        |t: nix::sys::time::TimeVal| Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64);
+    micros(usage.user_time()) + micros(usage.system_time())
+}
+
+/// A workload and its keep-alive connections, opened when a slot first needs them and kept for the
+/// slots after it, as a proxy keeps its connections.
+struct Pool {
+    workload: Workload,
+    connections: Vec<Connection>,
+}
+
+impl Pool {
+    fn new(workload: Workload) -> Pool {
+        Pool { workload, connections: Vec::new() }
     }
-    let started = Instant::now();
-    let deadline = started + duration;
-    let count = workload.bodies.len();
-    let tasks: Vec<_> = connections
-        .into_iter()
-        .enumerate()
-        .map(|(c, mut connection)| {
-            let workload = workload.clone();
-            tokio::spawn(async move {
-                let mut latencies = Vec::with_capacity(4096);
-                let mut errors = Errors::default();
-                let mut i = c * count / clients;
-                while Instant::now() < deadline {
-                    let sent = Instant::now();
-                    let answer = connection.post(workload.path, workload.bodies[i].clone()).await;
-                    let took = sent.elapsed();
-                    match answer {
-                        Ok((StatusCode::OK, body)) if body == workload.expected(i) => {
-                            latencies.push(took.as_nanos() as u64);
-                        }
-                        Ok((status, body)) => errors.add(format!(
-                            "{} request {}: status {status}, and not the verified answer: {}",
-                            workload.path,
-                            i + 1,
-                            text(&body)
-                        )),
-                        Err(e) => {
-                            errors.add(format!("{} request {}: {e}", workload.path, i + 1));
-                            match Connection::open(&workload.address).await {
-                                Ok(again) => connection = again,
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                    i = (i + 1) % count;
+
+    /// Runs `clients` clients for `duration`, each on its own connection and starting at its own place
+    /// in the corpus; the clock starts once every connection is open.
+    async fn slot(&mut self, clients: usize, duration: Duration) -> Slot {
+        let mut errors = Errors::default();
+        while self.connections.len() < clients {
+            match Connection::open(&self.workload.address).await {
+                Ok(connection) => self.connections.push(connection),
+                Err(e) => {
+                    errors.add(format!("cannot connect: {e}"));
+                    break;
                 }
-                (latencies, errors, Instant::now())
-            })
-        })
-        .collect();
-    let mut result = Slot { latencies_ns: Vec::new(), answered: 0, elapsed: duration, errors };
-    let mut last = started;
-    for task in tasks {
-        match task.await {
-            Ok((latencies, errors, ended)) => {
-                result.answered += latencies.len();
-                result.latencies_ns.extend(latencies);
-                result.errors.extend(errors);
-                last = last.max(ended);
             }
-            Err(e) => result.errors.add(format!("a client failed: {e}")),
         }
+        let count = self.workload.bodies.len();
+        let cpu = cpu_time();
+        let started = Instant::now();
+        let deadline = started + duration;
+        let tasks: Vec<_> = self
+            .connections
+            .drain(..clients.min(self.connections.len()))
+            .enumerate()
+            .map(|(c, connection)| {
+                let workload = self.workload.clone();
+                tokio::spawn(client(workload, connection, c * count / clients, deadline))
+            })
+            .collect();
+        let mut result = Slot { latencies_ns: Vec::new(), answered: 0, elapsed: duration, cpu, errors };
+        let mut last = started;
+        for task in tasks {
+            match task.await {
+                Ok(ran) => {
+                    result.answered += ran.latencies_ns.len();
+                    result.latencies_ns.extend(ran.latencies_ns);
+                    result.errors.extend(ran.errors);
+                    last = last.max(ran.ended);
+                    self.connections.extend(ran.connection);
+                }
+                Err(e) => result.errors.add(format!("a client failed: {e}")),
+            }
+        }
+        result.elapsed = last - started;
+        result.cpu = cpu_time().saturating_sub(cpu);
+        result
     }
-    result.elapsed = last - started;
-    result
+}
+
+/// What one client did in a slot, and its connection (unless it broke and could not be opened again).
+struct Ran {
+    latencies_ns: Vec<u64>,
+    errors: Errors,
+    ended: Instant,
+    connection: Option<Connection>,
+}
+
+/// Sends the workload's requests in turn from `first` until `deadline`, each answer checked.
+async fn client(workload: Workload, mut connection: Connection, first: usize, deadline: Instant) -> Ran {
+    let mut ran =
+        Ran { latencies_ns: Vec::with_capacity(4096), errors: Errors::default(), ended: deadline, connection: None };
+    let count = workload.bodies.len();
+    let mut i = first % count;
+    while Instant::now() < deadline {
+        let sent = Instant::now();
+        let answer = connection.post(workload.path, workload.bodies[i].clone()).await;
+        let took = sent.elapsed();
+        match answer {
+            Ok((StatusCode::OK, body)) if body == workload.expected(i) => ran.latencies_ns.push(took.as_nanos() as u64),
+            Ok((status, body)) => ran.errors.add(format!(
+                "{} request {}: status {status}, and not the verified answer: {}",
+                workload.path,
+                i + 1,
+                text(&body)
+            )),
+            Err(e) => {
+                ran.errors.add(format!("{} request {}: {e}", workload.path, i + 1));
+                match Connection::open(&workload.address).await {
+                    Ok(again) => connection = again,
+                    Err(_) => {
+                        ran.ended = Instant::now();
+                        return ran;
+                    }
+                }
+            }
+        }
+        i = (i + 1) % count;
+    }
+    ran.ended = Instant::now();
+    ran.connection = Some(connection);
+    ran
 }
 
 /// The figures of the timed rounds.
 struct Measured {
+    rounds: usize,
     server_p50: f64,
     server_p99: f64,
     baseline_p50: f64,
@@ -770,79 +829,74 @@ struct Measured {
     server_rps: f64,
     baseline_rps: f64,
     throughput_ratio: f64,
+    cpu_ratio: f64,
     /// Credentials hit p50, p99, and ratio to the resolve p50.
     credentials: Option<(f64, f64, f64)>,
 }
 
-/// The latency rounds (one client; real resolve, bare, real credentials, in a rotating order), then
-/// the throughput rounds (`clients` clients; real and bare, alternating).
+/// The rounds: in each, one slot per workload with one client (real resolve, bare, real credentials)
+/// and one per server with `clients` clients, in an order that rotates from round to round. As many
+/// rounds as slots of [`SLOT`] fit in the time, and at least [`MIN_ROUNDS`].
 async fn measure(
-    workloads: &Workloads,
+    workloads: Workloads,
     settings: &ServerBenchSettings,
     errors: &mut Errors,
     progress: &mut dyn FnMut(f64),
 ) -> Measured {
-    let latency_kinds = if workloads.credentials.is_some() { 3 } else { 2 };
-    let slots = ROUNDS * (latency_kinds + 2);
-    let slot_time = Duration::from_secs_f64(settings.seconds.max(0.0) / slots as f64);
-    let mut done = 0;
-    let mut step = |progress: &mut dyn FnMut(f64)| {
-        done += 1;
-        progress(done as f64 / slots as f64);
-    };
-
-    let (mut server, mut baseline, mut credentials) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        let mut figures = [(0.0, 0.0); 3];
-        for k in 0..latency_kinds {
-            let kind = (round + k) % latency_kinds;
-            let workload = match kind {
-                0 => &workloads.resolve,
-                1 => &workloads.bare,
-                _ => workloads.credentials.as_ref().unwrap_or(&workloads.resolve),
-            };
-            let mut measured = slot(workload, 1, slot_time).await;
-            figures[kind] = (measured.percentile(50), measured.percentile(99));
-            errors.extend(measured.errors);
-            step(progress);
-        }
-        server.push(figures[0]);
-        baseline.push(figures[1]);
-        credentials.push(figures[2]);
+    #[derive(Clone, Copy)]
+    enum Kind {
+        Latency(usize),
+        Throughput(usize),
     }
-    let (mut server_rps, mut baseline_rps) = (Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        let mut rates = [0.0; 2];
-        for k in 0..2 {
-            let kind = (round + k) % 2;
-            let workload = if kind == 0 { &workloads.resolve } else { &workloads.bare };
-            let measured = slot(workload, settings.clients, slot_time).await;
-            rates[kind] = measured.per_second();
-            errors.extend(measured.errors);
-            step(progress);
+    let mut pools = vec![Pool::new(workloads.resolve), Pool::new(workloads.bare)];
+    pools.extend(workloads.credentials.map(Pool::new));
+    let mut kinds: Vec<Kind> = (0..pools.len()).map(Kind::Latency).collect();
+    kinds.extend([Kind::Throughput(0), Kind::Throughput(1)]);
+    let seconds = settings.seconds.max(0.0);
+    let rounds = ((seconds / (kinds.len() as f64 * SLOT.as_secs_f64())) as usize).max(MIN_ROUNDS);
+    let slot_time = Duration::from_secs_f64(seconds / (rounds * kinds.len()) as f64);
+
+    // Per round: (p50, p99) of each pool with one client; (answers per second, CPU per answer) of each
+    // server with `clients` clients.
+    let mut latency: Vec<Vec<(f64, f64)>> = vec![Vec::new(); pools.len()];
+    let mut throughput: Vec<Vec<(f64, f64)>> = vec![Vec::new(); 2];
+    for round in 0..rounds {
+        for k in 0..kinds.len() {
+            match kinds[(round + k) % kinds.len()] {
+                Kind::Latency(p) => {
+                    let mut slot = pools[p].slot(1, slot_time).await;
+                    latency[p].push((slot.percentile(50), slot.percentile(99)));
+                    errors.extend(slot.errors);
+                }
+                Kind::Throughput(p) => {
+                    let slot = pools[p].slot(settings.clients, slot_time).await;
+                    throughput[p].push((slot.per_second(), slot.cpu_per_answer()));
+                    errors.extend(slot.errors);
+                }
+            }
+            progress((round * kinds.len() + k + 1) as f64 / (rounds * kinds.len()) as f64);
         }
-        server_rps.push(rates[0]);
-        baseline_rps.push(rates[1]);
     }
 
-    let ratios =
-        |a: &[(f64, f64)], b: &[(f64, f64)]| median(&mut a.iter().zip(b).map(|(a, b)| a.0 / b.0).collect::<Vec<_>>());
-    let column = |figures: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64| {
-        median(&mut figures.iter().map(pick).collect::<Vec<_>>())
+    let middle = |values: Vec<f64>| median(&mut values.into_iter().filter(|v| v.is_finite()).collect::<Vec<_>>());
+    let column = |figures: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64| middle(figures.iter().map(pick).collect());
+    let ratios = |a: &[(f64, f64)], b: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64| {
+        middle(a.iter().zip(b).map(|(a, b)| pick(a) / pick(b)).collect())
     };
     Measured {
-        server_p50: column(&server, |f| f.0),
-        server_p99: column(&server, |f| f.1),
-        baseline_p50: column(&baseline, |f| f.0),
-        baseline_p99: column(&baseline, |f| f.1),
-        latency_ratio: ratios(&server, &baseline),
-        server_rps: median(&mut server_rps.clone()),
-        baseline_rps: median(&mut baseline_rps.clone()),
-        throughput_ratio: median(&mut server_rps.iter().zip(&baseline_rps).map(|(s, b)| s / b).collect::<Vec<_>>()),
-        credentials: workloads
-            .credentials
-            .is_some()
-            .then(|| (column(&credentials, |f| f.0), column(&credentials, |f| f.1), ratios(&credentials, &server))),
+        rounds,
+        server_p50: column(&latency[0], |f| f.0),
+        server_p99: column(&latency[0], |f| f.1),
+        baseline_p50: column(&latency[1], |f| f.0),
+        baseline_p99: column(&latency[1], |f| f.1),
+        latency_ratio: ratios(&latency[0], &latency[1], |f| f.0),
+        server_rps: column(&throughput[0], |f| f.0),
+        baseline_rps: column(&throughput[1], |f| f.0),
+        throughput_ratio: ratios(&throughput[0], &throughput[1], |f| f.0),
+        cpu_ratio: ratios(&throughput[0], &throughput[1], |f| f.1),
+        credentials: latency.get(2).map(|credentials| {
+            (column(credentials, |f| f.0), column(credentials, |f| f.1), ratios(credentials, &latency[0], |f| f.0))
+        }),
     }
 }
 
@@ -899,7 +953,7 @@ mod tests {
             for (answer, wrong) in [(&b"{\"a\":1}\n"[..], false), (&b"{\"a\":2}\n"[..], true)] {
                 let answers = Answers::Fixed(Bytes::copy_from_slice(answer));
                 let workload = Workload::new(&address, "/v1/resolve", bodies.clone(), answers);
-                let measured = slot(&workload, 2, Duration::from_millis(50)).await;
+                let measured = Pool::new(workload).slot(2, Duration::from_millis(50)).await;
                 if wrong {
                     assert_eq!(measured.answered, 0);
                     assert!(measured.errors.count > 0);
