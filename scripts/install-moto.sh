@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the moto STS emulator that the STS tests run against, and the AWS CLI and boto3 that the
-# container-credentials tests drive, pinned, into a Python virtual
+# Installs the moto STS emulator that the STS tests run against, the AWS CLI and boto3 that the
+# container-credentials tests drive, and jsonschema, pinned, into a Python virtual
 # environment inside the git-ignored target directory (about 30 s and 140 MB the first time; a no-op
 # when it is already there). Prints the path of `moto_server` on its last line.
 #
@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 
 # The pinned set; BUILD-NOTES.md: flask and flask-cors are all moto's server needs for STS. The AWS
 # CLI v1 and boto3 are the real SDK clients the container-credentials tests drive (same botocore).
-requirements=(moto==5.2.5 flask flask-cors awscli==1.46.3 boto3==1.44.8)
+# jsonschema validates `check --format sarif` against the official schema (tests/ci_outputs.rs).
+requirements=(moto==5.2.5 flask flask-cors awscli==1.46.3 boto3==1.44.8 jsonschema==4.23.0)
 venv=${MOTO_VENV:-target/moto-venv}
 python=${PYTHON:-python3}
 stamp="$venv/.installed"

@@ -61,10 +61,11 @@ fn check_reports_errors_with_carets_and_exits_1() {
     assert_eq!(status(&out), 1);
     let text = stdout(&out);
     assert!(text.contains("error[unknown-identifier-type]: unknown identifier type `Users`"), "{text}");
-    assert!(text.contains(&format!("{bad}:2:66 at /RoleMappings/0/IdentifierType")), "{text}");
-    let caret_line = text.lines().find(|l| l.trim_end().ends_with('^')).expect("a caret line");
+    assert!(text.contains(&format!("--> {bad}:2:66\n")), "{text}");
+    let caret_line = text.lines().find(|l| l.contains('^')).expect("a caret line");
     let source_line = text.lines().find(|l| l.starts_with("2 | ")).expect("the source line");
-    assert_eq!(caret_line.find('^'), source_line.find("\"Users\""), "the caret sits under the value:\n{text}");
+    assert_eq!(caret_line.find('^'), source_line.find("\"Users\""), "the underline starts at the value:\n{text}");
+    assert!(caret_line.ends_with("| ^^^^^^^ /RoleMappings/0/IdentifierType".trim_start_matches('|')), "{text}");
     assert!(text.contains("did you mean `User`?"), "{text}");
 
     let out = run(&["check", "--config", bad, "--format", "json"]);
@@ -249,9 +250,14 @@ fn test_reports_failures_with_the_trace_in_every_format() {
     assert_eq!(status(&out), 1);
     let xml = stdout(&out);
     assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"), "{xml}");
-    assert!(xml.contains(r#"<testsuite name="emrfs-rolemap" tests="3" failures="2""#), "{xml}");
-    assert!(xml.contains(r#"<testcase classname="emrfs-rolemap" name="wrong &lt;&amp;&gt;">"#), "{xml}");
-    assert_eq!(xml.matches("<failure ").count(), 2);
+    assert!(xml.contains(r#"<testsuite name="cases" tests="3" failures="1" errors="1" skipped="0" time=""#), "{xml}");
+    assert!(xml.contains(r#"<testcase name="wrong &lt;&amp;&gt;" classname="cases" time=""#), "{xml}");
+    assert_eq!(xml.matches("<failure ").count(), 1, "an unmet expectation is a failure:\n{xml}");
+    assert_eq!(
+        xml.matches(r#"<error message="invalid path `http://x`"#).count(),
+        1,
+        "a case that cannot run is an error:\n{xml}"
+    );
 }
 
 #[test]

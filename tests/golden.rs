@@ -1,6 +1,6 @@
 //! Golden outputs: `check` on a configuration per kind of warning and note, and every `policy` command,
-//! each in text and in JSON, compared byte for byte with the files under `tests/golden/`, and each with
-//! its exit status.
+//! each in text and in JSON; `check` in colour, as SARIF and as GitHub workflow commands; `test` as
+//! JUnit. Each is compared byte for byte with the files under `tests/golden/`, with its exit status.
 //!
 //! After an intended change of output, regenerate the files with
 //! `UPDATE_GOLDEN=1 cargo test --test golden` and review the diff before committing it.
@@ -12,17 +12,21 @@ use support::cli::run;
 
 const R: &str = "arn:aws:iam::123456789012:role";
 
-/// A command whose text and JSON outputs are pinned: `tests/golden/{name}.txt` and `.json`.
+/// A command whose outputs are pinned: for each `--format` of `outputs`, `tests/golden/{name}.{extension}`.
 struct Case {
     name: &'static str,
     args: Vec<String>,
     status: i32,
+    outputs: &'static [(&'static str, &'static str)],
 }
+
+/// Text and JSON, the outputs of most cases.
+const TEXT_AND_JSON: &[(&str, &str)] = &[("text", "txt"), ("json", "json")];
 
 fn check(name: &'static str, config: &str, extra: &[&str], status: i32) -> Case {
     let mut args = vec!["check".to_owned(), "--config".to_owned(), config.to_owned()];
     args.extend(extra.iter().map(|a| (*a).to_owned()));
-    Case { name, args, status }
+    Case { name, args, status, outputs: TEXT_AND_JSON }
 }
 
 /// `check` on `tests/golden/configs/{config}.json`.
@@ -33,7 +37,32 @@ fn check_golden(name: &'static str, config: &str, extra: &[&str], status: i32) -
 fn policy(name: &'static str, args: &[&str]) -> Case {
     let mut all = vec!["policy".to_owned()];
     all.extend(args.iter().map(|a| (*a).to_owned()));
-    Case { name, args: all, status: 0 }
+    Case { name, args: all, status: 0, outputs: TEXT_AND_JSON }
+}
+
+/// `case` with other outputs.
+fn with_outputs(case: Case, outputs: &'static [(&'static str, &'static str)]) -> Case {
+    Case { outputs, ..case }
+}
+
+/// The configurations the CI outputs are shown on: warnings and notes with related places, errors,
+/// and the describe form.
+const CI_CONFIGS: [&str; 4] = [
+    "tests/golden/configs/duplicate-identifier.json",
+    "tests/golden/configs/shadowed-identifier.json",
+    "tests/golden/configs/errors.json",
+    "examples/configs/describe-security-configuration-output.json",
+];
+
+fn check_all(
+    name: &'static str,
+    extra: &[&str],
+    status: i32,
+    outputs: &'static [(&'static str, &'static str)],
+) -> Case {
+    let mut args = vec!["check".to_owned()];
+    args.extend(CI_CONFIGS.iter().chain(extra).map(|a| (*a).to_owned()));
+    Case { name, args, status, outputs }
 }
 
 fn cases() -> Vec<Case> {
@@ -71,6 +100,52 @@ fn cases() -> Vec<Case> {
         ),
         check("check/aws-docs-example", "examples/configs/aws-docs-example.json", &[], 0),
         check("check/describe-output", "examples/configs/describe-security-configuration-output.json", &[], 0),
+        check_golden("check/errors", "errors", &[], 1),
+        with_outputs(
+            check_golden("check/colour", "duplicate-identifier", &["--color", "always"], 0),
+            &[("text", "txt")],
+        ),
+        check_all(
+            "check/several-files",
+            &["--deny", "redundant-identifier", "--allow", "invalid-bucket-name"],
+            1,
+            TEXT_AND_JSON,
+        ),
+        check_all(
+            "check/sarif",
+            &["--instance-profile", profile, "--instance-profile-role", &format!("{R}/EMR_EC2_CustomRole")],
+            1,
+            &[("sarif", "json")],
+        ),
+        check_all("check/github", &[], 1, &[("github", "txt")]),
+        Case {
+            name: "test/junit",
+            args: [
+                "test",
+                "--config",
+                "examples/configs/aws-docs-example.json",
+                "--cases",
+                "tests/golden/configs/cases.json",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            status: 1,
+            outputs: &[("junit", "xml")],
+        },
+        Case {
+            name: "test/junit-unusable",
+            args: [
+                "test",
+                "--config",
+                "tests/golden/configs/errors.json",
+                "--cases",
+                "tests/golden/configs/cases.json",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            status: 2,
+            outputs: &[("junit", "xml")],
+        },
         policy("policy/trust", &["trust", "--config", multi, "--instance-profile-role", multi_role]),
         policy(
             "policy/trust-source-identity",
@@ -128,15 +203,35 @@ fn compare(name: &str, extension: &str, actual: &str) -> Option<String> {
     }
 }
 
+/// JUnit's `time="…"` and `timestamp="…"` values, which change from run to run, as `time="T"` and
+/// `timestamp="T"`.
+fn without_times(xml: &str) -> String {
+    let mut out = String::with_capacity(xml.len());
+    let mut rest = xml;
+    while let Some(at) = rest.find([' ']) {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        for attribute in ["time=\"", "timestamp=\""] {
+            if let Some(value) = rest.strip_prefix(attribute) {
+                let end = value.find('"').expect("a closed attribute");
+                out.push_str(attribute);
+                out.push('T');
+                rest = &value[end..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[test]
 fn outputs_match_the_golden_files() {
     let mut failures = Vec::new();
     for case in cases() {
-        let text = run(&case.args);
-        let mut json_args = case.args.clone();
-        json_args.extend(["--format".to_owned(), "json".to_owned()]);
-        let json = run(&json_args);
-        for (output, format) in [(&text, "text"), (&json, "json")] {
+        for (format, extension) in case.outputs {
+            let mut args = case.args.clone();
+            args.extend(["--format".to_owned(), (*format).to_owned()]);
+            let output = run(&args);
             let status = output.status.code();
             if status != Some(case.status) {
                 failures.push(format!(
@@ -146,23 +241,34 @@ fn outputs_match_the_golden_files() {
                     String::from_utf8_lossy(&output.stderr)
                 ));
             }
+            let mut text = String::from_utf8(output.stdout).expect("UTF-8 output");
+            if *extension == "json"
+                && let Err(e) = serde_json::from_str::<serde_json::Value>(&text)
+            {
+                failures.push(format!("{}: the JSON output does not parse: {e}\n{text}", case.name));
+            }
+            if *format == "junit" {
+                text = without_times(&text);
+            }
+            failures.extend(compare(case.name, extension, &text));
         }
-        let json_text = String::from_utf8(json.stdout).expect("UTF-8 output");
-        if let Err(e) = serde_json::from_str::<serde_json::Value>(&json_text) {
-            failures.push(format!("{}: the JSON output does not parse: {e}\n{json_text}", case.name));
-        }
-        let text = String::from_utf8(text.stdout).expect("UTF-8 output");
-        failures.extend(compare(case.name, "txt", &text));
-        failures.extend(compare(case.name, "json", &json_text));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn junit_times_are_blanked_and_nothing_else() {
+    assert_eq!(
+        without_times(r#"<a name="x time" time="0.012" timestamp="2026-01-02T03:04:05" b="time="/>"#),
+        r#"<a name="x time" time="T" timestamp="T" b="time="/>"#
+    );
 }
 
 /// Every golden file belongs to a case, so that a renamed case leaves no stale file behind.
 #[test]
 fn every_golden_file_has_a_case() {
     let names: Vec<String> = cases().iter().map(|c| c.name.to_owned()).collect();
-    for directory in ["check", "policy"] {
+    for directory in ["check", "policy", "test"] {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(directory);
         for entry in std::fs::read_dir(&dir).expect("the golden directory exists") {
             let file = entry.expect("readable").file_name().to_string_lossy().into_owned();

@@ -203,8 +203,14 @@ fn every_policy_command_prints_json_with_the_expected_statements() {
         ["elasticmapreduce.amazonaws.com", "ec2.amazonaws.com", "application-autoscaling.amazonaws.com"]
     );
 
+    // By default standard output holds exactly the JSON, which tools such as the AWS CLI read.
+    let default = run(&["policy", "assume", "--config", MULTI]);
+    assert_eq!(serde_json::from_slice::<Value>(&default.stdout).expect("only JSON on standard output"), assume);
+    let default = run(&["policy", "trust", "--config", MULTI, "--instance-profile-role", INSTANCE_PROFILE_ROLE]);
+    assert!(serde_json::from_slice::<Value>(&default.stdout).expect("only JSON").is_object());
+
     // The text format is the same documents after `#` header lines.
-    let text = run(&["policy", "assume", "--config", MULTI]);
+    let text = run(&["policy", "assume", "--config", MULTI, "--format", "text"]);
     let text = String::from_utf8(text.stdout).expect("UTF-8");
     let (header, body) = text.split_once('\n').expect("a header line");
     assert!(header.starts_with("# ") && header.contains("10 mapped role(s)"), "{header}");

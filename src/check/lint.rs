@@ -330,6 +330,14 @@ impl Lints<'_> {
         self.items.push(Diagnostic::new(code, severity, message, help).at(pointer, at, embedded_in));
     }
 
+    /// Gives the last diagnostic a related place: the identifier `entry`, which `label` describes.
+    fn relate_to_identifier(&mut self, entry: &Entry<'_>, label: &str) {
+        let pointer = self.identifier_pointer(entry);
+        if let Some(last) = self.items.pop() {
+            self.items.push(last.with_related(pointer, entry.location, label));
+        }
+    }
+
     /// `mapping 3 (`/RoleMappings/3`)`.
     fn mapping(&self, index: usize) -> String {
         format!("mapping {index} (`{}`)", self.config.mapping_pointer(index))
@@ -361,6 +369,7 @@ impl Lints<'_> {
             entry.mapping, by.mapping
         );
         self.at_identifier(entry, Code::ShadowedIdentifier, Severity::Warning, message, help);
+        self.relate_to_identifier(by, "comes first and matches every request this one matches");
     }
 
     fn unreachable(&mut self, index: usize, shadowing: impl Iterator<Item = usize>) {
@@ -373,11 +382,15 @@ impl Lints<'_> {
             listed(&names, by.len(), "mapping")
         );
         let role = self.config.mappings()[index].role();
+        let first = by.first().copied().unwrap_or_default();
         let help = format!(
-            "its role `{role}` is never assumed through this mapping; remove the mapping, or move it above mapping {}",
-            by.first().copied().unwrap_or_default()
+            "its role `{role}` is never assumed through this mapping; remove the mapping, or move it above mapping {first}"
         );
         self.at_mapping(index, Code::UnreachableMapping, Severity::Warning, message, help);
+        let (pointer, at) = (self.config.mapping_pointer(first), self.config.mappings()[first].location());
+        if let Some(last) = self.items.pop() {
+            self.items.push(last.with_related(pointer, at, format!("mapping {first} comes first")));
+        }
     }
 
     fn duplicate(&mut self, entry: &Entry<'_>, of: &Entry<'_>) {
@@ -390,6 +403,7 @@ impl Lints<'_> {
         );
         let help = "remove the repetition; if another name was meant, write that one".to_owned();
         self.at_identifier(entry, Code::DuplicateIdentifier, Severity::Warning, message, help);
+        self.relate_to_identifier(of, "first written here");
     }
 
     fn redundant(&mut self, entry: &Entry<'_>, by: &Entry<'_>) {
@@ -403,6 +417,7 @@ impl Lints<'_> {
         let help =
             "the mapping decides the same requests without it; remove it, or keep it as documentation".to_owned();
         self.at_identifier(entry, Code::RedundantIdentifier, Severity::Note, message, help);
+        self.relate_to_identifier(by, "matches every request this one matches");
     }
 
     fn partially_shadowed(&mut self, index: usize, prefixes: &[usize], entries: &[Entry<'_>]) {
@@ -429,6 +444,9 @@ impl Lints<'_> {
             "the first matching mapping decides whatever its identifier type, so this `{kind}` mapping does not apply to those paths; move it above them if its role should win there"
         );
         self.at_mapping(index, Code::PartiallyShadowedMapping, Severity::Note, message, help);
+        if let Some(&first) = prefixes.first() {
+            self.relate_to_identifier(&entries[first], "decides first for paths under it");
+        }
     }
 
     /// The lints that look at one identifier alone.

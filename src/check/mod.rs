@@ -10,7 +10,8 @@ use crate::diagnostics::Diagnostics;
 /// The outcome of checking a document: all diagnostics, and the configuration when there is no error.
 #[derive(Debug, Clone)]
 pub struct Checked {
-    /// The configuration, present exactly when `diagnostics` holds no error.
+    /// The configuration, present exactly when the document has no error (a warning or note raised to
+    /// an error later with [`Diagnostics::set_severity`] does not take it away).
     pub config: Option<SecurityConfiguration>,
     /// Every error, warning and note, in source order.
     pub diagnostics: Diagnostics,

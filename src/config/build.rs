@@ -11,7 +11,7 @@ use super::{
     CompiledGlobs, Identifier, IdentifierType, InputForm, MAX_DOCUMENT_BYTES, ResolverOptions, RoleArn, RoleMapping,
     SecurityConfiguration,
 };
-use crate::diagnostics::{Code, Diagnostic, Diagnostics, Location, Locator, Severity};
+use crate::diagnostics::{Code, Diagnostic, Diagnostics, Location, Locator, Severity, closest};
 use crate::matching::{CompiledGlob, is_glob};
 use crate::s3path::S3Path;
 use std::sync::Arc;
@@ -132,6 +132,14 @@ impl<'t> Validator<'t> {
         self.diagnostics.push(error);
     }
 
+    /// Gives the last diagnostic a related place: the value at `pointer` and `location`, which `label`
+    /// describes.
+    fn relate_last(&mut self, pointer: &str, location: Location, label: &str) {
+        if let Some(last) = self.diagnostics.pop() {
+            self.diagnostics.push(last.with_related(pointer, location, label));
+        }
+    }
+
     fn wrong_type(&mut self, pointer: &str, node: &Node, expected: &str) {
         self.error_at(
             Code::WrongType,
@@ -155,7 +163,7 @@ impl<'t> Validator<'t> {
                 None
             }
             Ok(parsed) => {
-                for (object, key, offset) in parsed.duplicate_keys {
+                for (object, key, offset, first) in parsed.duplicate_keys {
                     let mut pointer = object;
                     push_pointer_token(&mut pointer, &key);
                     self.error_at(
@@ -165,6 +173,8 @@ impl<'t> Validator<'t> {
                         offset,
                         "JSON readers disagree on which duplicate wins; keep exactly one",
                     );
+                    let first = self.location(first);
+                    self.relate_last(&pointer, first, "first written here");
                 }
                 Some(parsed.root)
             }
@@ -310,20 +320,22 @@ impl<'t> Validator<'t> {
             );
             valid = false;
         }
+        // A key that is missing because it is misspelled is one mistake: the `unknown-key` above names
+        // the key it misses.
+        let misspelled = |key: &str| {
+            members
+                .iter()
+                .any(|m| !MAPPING_KEYS.contains(&m.key.as_str()) && closest(&m.key, MAPPING_KEYS) == Some(key))
+        };
         let field = |v: &mut Self, key: &str| -> Option<&Member> {
             let found = members.iter().find(|m| m.key == key);
-            if found.is_none() {
+            if found.is_none() && !misspelled(key) {
                 v.error_at(
                     Code::MissingKey,
                     format!("the role mapping has no `{key}`"),
                     pointer,
                     node.offset,
-                    match members.iter().find(|m| closest(&m.key, [key]).is_some()) {
-                        Some(near) => format!("found `{}`; rename it to `{key}`", near.key),
-                        None => {
-                            format!("every role mapping needs `Role`, `IdentifierType` and `Identifiers`; add `{key}`")
-                        }
-                    },
+                    format!("every role mapping needs `Role`, `IdentifierType` and `Identifiers`; add `{key}`"),
                 );
             }
             found
@@ -492,45 +504,6 @@ impl<'t> Validator<'t> {
     }
 }
 
-/// The candidate that `word` most likely misspells: equal ignoring case or a plural `s`, or within
-/// edit distance 2 (3 for longer words).
-fn closest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
-    let normal = |w: &str| w.to_ascii_lowercase().trim_end_matches('s').to_owned();
-    let word_normal = normal(word);
-    candidates
-        .into_iter()
-        .filter(|c| *c != word)
-        .map(|c| {
-            (
-                if normal(c) == word_normal {
-                    0
-                } else {
-                    edit_distance(&word.to_ascii_lowercase(), &c.to_ascii_lowercase())
-                },
-                c,
-            )
-        })
-        .filter(|(d, c)| *d <= if c.len() > 8 { 3 } else { 2 })
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-/// Levenshtein distance between two short strings.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,12 +517,5 @@ mod tests {
         assert_eq!(closest("Bucket", IDENTIFIER_TYPES), None);
         assert_eq!(closest("Identifier", MAPPING_KEYS), Some("Identifiers"));
         assert_eq!(closest("RoleArn", MAPPING_KEYS), None);
-    }
-
-    #[test]
-    fn edit_distance_counts_edits() {
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("", "ab"), 2);
-        assert_eq!(edit_distance("same", "same"), 0);
     }
 }

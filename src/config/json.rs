@@ -67,8 +67,9 @@ impl Node {
 #[derive(Debug)]
 pub(crate) struct Parsed {
     pub(crate) root: Node,
-    /// `(pointer of the object, key, byte offset of the repeated key)`.
-    pub(crate) duplicate_keys: Vec<(String, String, usize)>,
+    /// `(pointer of the object, key, byte offset of the repeated key, byte offset of its first
+    /// occurrence)`.
+    pub(crate) duplicate_keys: Vec<(String, String, usize, usize)>,
 }
 
 /// Why a text is not JSON, and where.
@@ -105,7 +106,7 @@ struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
-    duplicate_keys: Vec<(String, String, usize)>,
+    duplicate_keys: Vec<(String, String, usize, usize)>,
 }
 
 impl Parser<'_> {
@@ -185,8 +186,8 @@ impl Parser<'_> {
             push_pointer_token(pointer, &key);
             let value = self.value(depth, pointer)?;
             pointer.truncate(parent_len);
-            if members.iter().any(|m| m.key == key) {
-                self.duplicate_keys.push((pointer.clone(), key.clone(), key_offset));
+            if let Some(first) = members.iter().find(|m| m.key == key) {
+                self.duplicate_keys.push((pointer.clone(), key.clone(), key_offset, first.key_offset));
             }
             members.push(Member { key, key_offset, value });
             self.skip_ws();
@@ -426,7 +427,7 @@ mod tests {
     #[test]
     fn records_duplicate_keys_with_their_object_pointer() {
         let parsed = parse(r#"{"m": {"k": 1, "k": 2}}"#).unwrap();
-        assert_eq!(parsed.duplicate_keys, vec![("/m".to_owned(), "k".to_owned(), 15)]);
+        assert_eq!(parsed.duplicate_keys, vec![("/m".to_owned(), "k".to_owned(), 15, 7)]);
     }
 
     #[test]

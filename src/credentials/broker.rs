@@ -123,7 +123,11 @@ impl<S: CredentialSource> Broker<S> {
         let lookup = self.cache.lookup(&request);
         let origin = lookup.origin();
         match lookup.await {
-            Ok(credentials) => Ok(Access { resolution, credentials, origin }),
+            Ok(credentials) => {
+                let origin =
+                    if origin == Origin::Source && credentials.from_shared_tier { Origin::Shared } else { origin };
+                Ok(Access { resolution, credentials, origin })
+            }
             Err(source) => Err(match resolution.mapping() {
                 Some(m) => CredentialError::AssumeRole { mapping: m.index, role: m.role.to_string(), source },
                 None => CredentialError::Base { source },

@@ -43,6 +43,7 @@ use hashbrown::HashTable;
 use super::clock::{Clock, CoarseClock, duration_millis, millis};
 use super::error::SettingsError;
 use super::session_name::SessionName;
+use super::shared::{FleetTier, SharedTier, Timings};
 use super::source::{
     AssumeRoleRequest, CredentialRequest, CredentialSource, Credentials, ErrorKind, RequestKind, SourceError,
 };
@@ -81,6 +82,19 @@ pub struct CacheConfig {
     pub retry_backoff_max: Duration,
     /// Seed of the jitter generator; `None` seeds from the clock.
     pub jitter_seed: Option<u64>,
+    /// With a shared tier: the bound on every call to it ([`Self::DEFAULT_SHARED_CALL_TIMEOUT`]).
+    pub shared_call_timeout: Duration,
+    /// With a shared tier: how long a node waits for the entry another node is fetching before it calls
+    /// the source itself ([`Self::DEFAULT_SHARED_LOCK_WAIT`]).
+    pub shared_lock_wait: Duration,
+    /// With a shared tier: how long the fleet's lock on one request lasts at most
+    /// ([`Self::DEFAULT_SHARED_LOCK_TTL`]).
+    pub shared_lock_ttl: Duration,
+    /// With a shared tier: consecutive failures after which the cache stops asking it until it answers
+    /// a probe again ([`Self::DEFAULT_SHARED_BREAKER_FAILURES`]).
+    pub shared_breaker_failures: u32,
+    /// With a shared tier: how often the open breaker probes it ([`Self::DEFAULT_SHARED_BREAKER_PROBE`]).
+    pub shared_breaker_probe: Duration,
 }
 
 impl CacheConfig {
@@ -98,6 +112,16 @@ impl CacheConfig {
     pub const DEFAULT_RETRY_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
     /// The longest retry delay, unless set: 60 s.
     pub const DEFAULT_RETRY_BACKOFF_MAX: Duration = Duration::from_secs(60);
+    /// The bound on a call to the shared tier, unless set: 50 ms.
+    pub const DEFAULT_SHARED_CALL_TIMEOUT: Duration = Duration::from_millis(50);
+    /// How long a node waits for another node's fetch, unless set: 3 s.
+    pub const DEFAULT_SHARED_LOCK_WAIT: Duration = Duration::from_secs(3);
+    /// The longest the fleet's lock on one request lasts, unless set: 10 s.
+    pub const DEFAULT_SHARED_LOCK_TTL: Duration = Duration::from_secs(10);
+    /// Consecutive shared-tier failures that open the breaker, unless set.
+    pub const DEFAULT_SHARED_BREAKER_FAILURES: u32 = 3;
+    /// How often an open breaker probes the shared tier, unless set: 1 s.
+    pub const DEFAULT_SHARED_BREAKER_PROBE: Duration = Duration::from_secs(1);
 
     /// Checks the configuration for sessions of `duration_seconds`: the cache holds an entry, and
     /// refreshes credentials some time after it got them, not at once.
@@ -123,6 +147,11 @@ impl Default for CacheConfig {
             retry_backoff_initial: Self::DEFAULT_RETRY_BACKOFF_INITIAL,
             retry_backoff_max: Self::DEFAULT_RETRY_BACKOFF_MAX,
             jitter_seed: None,
+            shared_call_timeout: Self::DEFAULT_SHARED_CALL_TIMEOUT,
+            shared_lock_wait: Self::DEFAULT_SHARED_LOCK_WAIT,
+            shared_lock_ttl: Self::DEFAULT_SHARED_LOCK_TTL,
+            shared_breaker_failures: Self::DEFAULT_SHARED_BREAKER_FAILURES,
+            shared_breaker_probe: Self::DEFAULT_SHARED_BREAKER_PROBE,
         }
     }
 }
@@ -148,6 +177,23 @@ pub struct CacheStats {
     pub entries: u64,
     /// Source errors by kind (as [`SourceError::kind`] names them), every kind listed.
     pub errors: Vec<(String, u64)>,
+    /// Whether a shared tier is configured; the `shared_*` counters are 0 without one.
+    pub shared: bool,
+    /// Local misses answered by the shared tier (credentials, or a shared `AccessDenied`).
+    pub shared_hits: u64,
+    /// Local misses the shared tier could not answer.
+    pub shared_misses: u64,
+    /// Entries written to the shared tier.
+    pub shared_writes: u64,
+    /// Misses that found another node fetching, and waited for its entry.
+    pub shared_lock_waits: u64,
+    /// Calls to the shared tier that failed or timed out.
+    pub shared_errors: u64,
+    /// Entries read from the shared tier and not served: altered, sealed with another key, made for
+    /// another request, or expired.
+    pub shared_rejected: u64,
+    /// Whether the breaker is open: the shared tier failed, and the cache works alone until it answers.
+    pub shared_breaker_open: bool,
 }
 
 /// See the module documentation. Cloning shares the cache.
@@ -175,6 +221,8 @@ struct Inner<S> {
     per_shard: usize,
     rng: Mutex<SplitMix64>,
     counters: Counters,
+    /// The fleet's shared tier, if any.
+    shared: Option<FleetTier>,
 }
 
 struct Shard {
@@ -307,8 +355,53 @@ impl<S: CredentialSource> CredentialCache<S> {
             config,
             clock,
             counters: Counters::default(),
+            shared: None,
         };
         CredentialCache { inner: Arc::new(inner) }
+    }
+
+    /// This cache with a second tier behind it that the nodes of a fleet share (see [`SharedTier`]):
+    /// on a local miss the tier is read before the source, and what the source gives is written to it,
+    /// sealed under the fleet key `key` (at least 32 secret bytes, the same on every node; `previous`
+    /// is still accepted for reading during a rotation). Call it right after creating the cache.
+    ///
+    /// The tier's calls are bounded and its failures never fail a request; the `shared_*` fields of
+    /// [`CacheConfig`] tune it.
+    pub fn with_shared_tier(
+        mut self,
+        tier: Arc<dyn SharedTier>,
+        key: &[u8],
+        previous: Option<&[u8]>,
+    ) -> Result<Self, SettingsError> {
+        let config = &self.inner.config;
+        let timings = Timings {
+            call_timeout: config.shared_call_timeout,
+            lock_ttl: config.shared_lock_ttl,
+            lock_wait: config.shared_lock_wait,
+            breaker_failures: config.shared_breaker_failures,
+            breaker_probe: config.shared_breaker_probe,
+        };
+        let shared = FleetTier::new(tier, key, previous, timings)?;
+        let inner = Arc::get_mut(&mut self.inner).ok_or(SettingsError::SharedCacheInUse)?;
+        inner.shared = Some(shared);
+        Ok(self)
+    }
+
+    /// [`with_shared_tier`](Self::with_shared_tier) on Redis or Valkey at `url` (`redis://HOST[:PORT][/DB]`,
+    /// or `rediss://` for TLS; `password`, when given, replaces the URL's, so that it need not appear
+    /// on a command line). It connects on first use and again after a failure, never blocking a request
+    /// for longer than the call timeout.
+    #[cfg(feature = "redis")]
+    pub fn with_redis(
+        self,
+        url: &str,
+        password: Option<&str>,
+        key: &[u8],
+        previous: Option<&[u8]>,
+    ) -> Result<Self, SettingsError> {
+        let connect_timeout = self.inner.config.shared_call_timeout.max(Duration::from_millis(500));
+        let tier = super::redis_tier::RedisTier::new(url, password, connect_timeout)?;
+        self.with_shared_tier(Arc::new(tier), key, previous)
     }
 
     /// The credentials for `request`: from the cache when usable, otherwise from the source (one call
@@ -368,6 +461,23 @@ impl<S: CredentialSource> CredentialCache<S> {
                 .zip(&c.errors)
                 .map(|(kind, n)| (kind.as_str().to_owned(), n.load(Ordering::Relaxed)))
                 .collect(),
+            ..self.shared_stats()
+        }
+    }
+
+    fn shared_stats(&self) -> CacheStats {
+        let Some(shared) = &self.inner.shared else { return CacheStats::default() };
+        let c = &shared.counters;
+        CacheStats {
+            shared: true,
+            shared_hits: c.hits.load(Ordering::Relaxed),
+            shared_misses: c.misses.load(Ordering::Relaxed),
+            shared_writes: c.writes.load(Ordering::Relaxed),
+            shared_lock_waits: c.lock_waits.load(Ordering::Relaxed),
+            shared_errors: c.errors.load(Ordering::Relaxed),
+            shared_rejected: c.rejected.load(Ordering::Relaxed),
+            shared_breaker_open: shared.breaker_open(),
+            ..CacheStats::default()
         }
     }
 
@@ -406,6 +516,8 @@ pub enum Origin {
     Cache,
     /// The lookup waited for a call to the source (STS or the base chain).
     Source,
+    /// The lookup waited, and the fleet's shared tier had the credentials.
+    Shared,
 }
 
 impl Origin {
@@ -415,6 +527,7 @@ impl Origin {
         match self {
             Origin::Cache => "cache",
             Origin::Source => "sts",
+            Origin::Shared => "shared",
         }
     }
 }
@@ -598,8 +711,7 @@ impl<S: CredentialSource> Inner<S> {
         // Clears the flight however the call ends: with an answer, or with a panic or a cancellation of
         // the task, after which the next lookup must call the source again rather than repeat an error.
         let _landed = Landed(Arc::clone(&entry));
-        self.counters.source_calls.fetch_add(1, Ordering::Relaxed);
-        let result = self.source.fetch(&entry.key.request()).await;
+        let result = self.obtain(&entry.key.request()).await;
         let now = self.clock.now_millis();
         match result {
             Ok(credentials) => {
@@ -642,6 +754,38 @@ impl<S: CredentialSource> Inner<S> {
                         Err(error)
                     }
                 }
+            }
+        }
+    }
+
+    /// The credentials for `request` from the shared tier or the source; base credentials (a node's own)
+    /// always from the source.
+    async fn obtain(&self, request: &CredentialRequest<'_>) -> Result<Credentials, SourceError> {
+        let count = || {
+            self.counters.source_calls.fetch_add(1, Ordering::Relaxed);
+        };
+        match (&self.shared, request) {
+            (Some(shared), CredentialRequest(RequestKind::AssumeRole(assume))) => {
+                let config = &self.config;
+                // A shared entry is taken while it needs no refresh; a fresh one is kept until the
+                // stale margin.
+                let obtained = shared
+                    .obtain(
+                        assume,
+                        &self.source,
+                        count,
+                        config.refresh_before_expiry,
+                        config.stale_min_remaining,
+                        config.access_denied_ttl,
+                    )
+                    .await?;
+                let mut credentials = obtained.credentials;
+                credentials.from_shared_tier = obtained.from_store;
+                Ok(credentials)
+            }
+            _ => {
+                count();
+                self.source.fetch(request).await
             }
         }
     }

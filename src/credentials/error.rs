@@ -45,4 +45,18 @@ pub enum SettingsError {
     /// The number of STS attempts is 0.
     #[error("the number of STS attempts must be at least 1")]
     MaxAttempts,
+    /// A fleet key of the shared cache tier is shorter than 32 bytes (the count is given, never the key).
+    #[error("a shared cache key must have at least 32 bytes, this one has {0}; make one with `openssl rand -hex 32`")]
+    SharedCacheKey(usize),
+    /// The shared cache tier's URL is not one the Redis client accepts (shown without its password).
+    #[error("invalid shared cache URL `{}`: {reason}; expected `redis://HOST[:PORT][/DB]` or `rediss://` for TLS", crate::diagnostics::Escaped(.url))]
+    SharedCacheUrl {
+        /// The URL, its password replaced by `***`.
+        url: String,
+        /// What the client said.
+        reason: String,
+    },
+    /// A shared tier was added to a cache that was already cloned (add it right after creating the cache).
+    #[error("a shared cache tier must be added to a credential cache before it is cloned or used")]
+    SharedCacheInUse,
 }

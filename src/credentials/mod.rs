@@ -9,6 +9,9 @@
 //!   [`SettingsError`], why settings of this layer cannot be used;
 //! - `cache.rs`: the [`CredentialCache`] in front of the source ([`CacheConfig`], [`CacheStats`]),
 //!   reading time from a [`Clock`] (`clock.rs`);
+//! - `shared.rs`: the fleet's shared tier behind the cache ([`SharedTier`]): sealed entries, one
+//!   AssumeRole per request for the whole fleet, a breaker; `redis_tier.rs` (feature `redis`): the tier
+//!   on Redis or Valkey;
 //! - `broker.rs`: [`Broker`], the one entry point a proxy calls: resolve, then fetch ([`Access`],
 //!   [`CredentialError`]);
 //! - `sts.rs` (feature `sts`): [`StsSource`], the source on STS through the AWS SDK.
@@ -20,17 +23,23 @@ mod broker;
 mod cache;
 mod clock;
 mod error;
+#[cfg(feature = "redis")]
+mod redis_tier;
 mod session_name;
 mod settings;
+mod shared;
 mod source;
 #[cfg(feature = "sts")]
 mod sts;
 
 pub use broker::{Access, Broker, CredentialError};
 pub use cache::{CacheConfig, CacheStats, CredentialCache};
+// A test seam (inject time into a cache), not a feature: hidden from the documented surface.
+#[doc(hidden)]
 pub use clock::Clock;
 pub use error::SettingsError;
 pub use settings::AssumeRoleSettings;
+pub use shared::SharedTier;
 pub use source::{CredentialRequest, CredentialSource, Credentials, SourceError};
 #[cfg(feature = "sts")]
 pub use sts::{StsSource, StsSourceConfig};

@@ -41,13 +41,24 @@ impl fmt::Display for Secret {
 }
 
 /// AWS credentials: an access key, its secret, an optional session token and expiration.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Credentials {
     access_key_id: String,
     secret_access_key: Secret,
     session_token: Option<Secret>,
     expiration: Option<SystemTime>,
+    /// Whether they were read from the fleet's shared cache tier (not part of equality).
+    pub(crate) from_shared_tier: bool,
 }
+
+impl PartialEq for Credentials {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.access_key_id, &self.secret_access_key, &self.session_token, self.expiration)
+            == (&other.access_key_id, &other.secret_access_key, &other.session_token, other.expiration)
+    }
+}
+
+impl Eq for Credentials {}
 
 impl Credentials {
     /// Credentials from their parts; `expiration` is `None` for long-term keys.
@@ -62,6 +73,7 @@ impl Credentials {
             secret_access_key: Secret::new(secret_access_key),
             session_token: session_token.map(Secret::new),
             expiration,
+            from_shared_tier: false,
         }
     }
 

@@ -56,6 +56,16 @@ pub enum FileCheck {
     WarnOnly,
 }
 
+impl FileCheck {
+    /// Reads the trusted secret file `path` (owned by root or the server's user, readable and writable
+    /// by nobody else, in directories nobody else can change) of at most `limit` bytes, into a buffer
+    /// zeroed when dropped. Opening never blocks: a FIFO or device is refused. For key files of the
+    /// embedding program, checked as the server checks its own.
+    pub fn read_secret(self, path: &Path, limit: usize) -> Result<Zeroizing<Vec<u8>>, FileError> {
+        read_secret(path, self, limit)
+    }
+}
+
 /// Why a file was not read. Messages name the file and never quote its content.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -85,7 +85,7 @@ pub(crate) struct Metrics {
     connections_evicted: AtomicU64,
     identity_lookup_failures: AtomicU64,
     /// Credentials handed out, by role ARN (`fallback` for the base credentials): from the cache, from STS.
-    grants: RwLock<HashMap<Box<str>, [AtomicU64; 2]>>,
+    grants: RwLock<HashMap<Box<str>, [AtomicU64; 3]>>,
     /// Refused credential requests and unauthenticated requests, by error code.
     refusals: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -128,7 +128,11 @@ impl Metrics {
 
     /// Counts credentials handed out for `role` (`fallback` for the base credentials).
     pub(crate) fn granted(&self, role: &str, origin: Origin) {
-        let slot = usize::from(origin == Origin::Source);
+        let slot = match origin {
+            Origin::Cache => 0,
+            Origin::Source => 1,
+            Origin::Shared => 2,
+        };
         if let Some(counts) = self.grants.read().unwrap_or_else(|p| p.into_inner()).get(role) {
             counts[slot].fetch_add(1, Ordering::Relaxed);
             return;
@@ -190,14 +194,15 @@ impl Metrics {
             &mut out,
             "credential_grants_total",
             "counter",
-            "Credentials handed out, by role and origin (cache or sts).",
+            "Credentials handed out, by role and origin (cache, sts, or shared: the fleet's shared tier).",
         );
         let grants = self.grants.read().unwrap_or_else(|p| p.into_inner());
         let mut roles: Vec<_> = grants.iter().filter(|_| by_role).collect();
         roles.sort_unstable_by_key(|(role, _)| *role);
         // Role ARNs hold only `A-Za-z0-9+=,.@_-:/` (RoleArn::parse), nothing a label value must escape.
         for (role, counts) in roles {
-            for (origin, count) in [(Origin::Cache, &counts[0]), (Origin::Source, &counts[1])] {
+            let origins = [(Origin::Cache, &counts[0]), (Origin::Source, &counts[1]), (Origin::Shared, &counts[2])];
+            for (origin, count) in origins {
                 let _ = writeln!(
                     out,
                     "emrfs_rolemap_credential_grants_total{{role=\"{}\",origin=\"{}\"}} {}",
@@ -278,6 +283,41 @@ impl Metrics {
             ),
             ("credential_cache_entries", "gauge", "Entries in the credential cache.", cache.entries),
         ];
+        let shared = [
+            ("shared_cache_hits_total", "counter", "Local misses answered by the shared tier.", cache.shared_hits),
+            (
+                "shared_cache_misses_total",
+                "counter",
+                "Local misses the shared tier could not answer.",
+                cache.shared_misses,
+            ),
+            ("shared_cache_writes_total", "counter", "Entries written to the shared tier.", cache.shared_writes),
+            (
+                "shared_cache_lock_waits_total",
+                "counter",
+                "Misses that waited for another node's fetch.",
+                cache.shared_lock_waits,
+            ),
+            (
+                "shared_cache_errors_total",
+                "counter",
+                "Shared tier calls that failed or timed out.",
+                cache.shared_errors,
+            ),
+            (
+                "shared_cache_rejected_total",
+                "counter",
+                "Shared tier entries not served: altered, another key's or request's, or expired.",
+                cache.shared_rejected,
+            ),
+            (
+                "shared_cache_breaker_open",
+                "gauge",
+                "1 while the shared tier is not used after failures (a probe waits for it), else 0.",
+                u64::from(cache.shared_breaker_open),
+            ),
+        ];
+        let simple = simple.into_iter().chain(shared.into_iter().filter(|_| cache.shared));
         for (name, kind, help, value) in simple {
             header(&mut out, name, kind, help);
             let _ = writeln!(out, "emrfs_rolemap_{name} {value}");

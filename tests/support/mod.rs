@@ -8,5 +8,7 @@ pub mod cli;
 pub mod clock;
 pub mod generators;
 pub mod moto;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "server")]
 pub mod server;

@@ -58,6 +58,11 @@ impl Served {
     /// 127.0.0.1:0 and `DIR/serve.sock` with the STS endpoint `sts` and `extra` arguments, and waits
     /// for its `listening` lines.
     pub fn start(config: &str, sts: &str, extra: &[&str]) -> Served {
+        Self::start_with_env(config, sts, extra, &[])
+    }
+
+    /// [`start`](Self::start) with `env` added to the server's environment.
+    pub fn start_with_env(config: &str, sts: &str, extra: &[&str], env: &[(&str, &str)]) -> Served {
         let dir = TempDir::new("serve");
         let config_path = dir.path().join("config.json");
         std::fs::write(&config_path, config).unwrap();
@@ -77,6 +82,7 @@ impl Served {
             .arg(&token_path)
             .args(["--sts-endpoint", sts, "--region", moto::REGION])
             .args(extra)
+            .envs(env.iter().copied())
             .env("EMRFS_ROLEMAP_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

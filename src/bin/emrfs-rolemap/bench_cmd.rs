@@ -1,6 +1,6 @@
 //! The `generate` and `bench` commands: a synthetic corpus, and one configuration benchmarked.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -94,7 +94,14 @@ pub(crate) fn generate(args: &GenerateArgs) -> Result<ExitCode, Unusable> {
         let path = out.join(name);
         std::fs::write(&path, text).map_err(|e| Unusable(format!("cannot write `{}`: {e}", shown(&path))))?;
     }
-    println!("{}: {} mapping(s), {} request(s), seed {}", shown(out), args.mappings, args.requests, args.seed);
+    writeln!(
+        io::stdout(),
+        "{}: {} mapping(s), {} request(s), seed {}",
+        shown(out),
+        args.mappings,
+        args.requests,
+        args.seed
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -111,7 +118,8 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode, Unusable> {
         Some(file) => Some(read_requests(file)?),
         None => None,
     };
-    let show = args.seconds > 1.0;
+    // Progress is for people watching a terminal: never `` lines into a file or a pipe.
+    let show = args.seconds > 1.0 && io::stderr().is_terminal();
     let mut progress = |fraction: f64| {
         if show {
             let _ = write!(io::stderr(), "\rbenchmarking: {:3.0} %", fraction * 100.0);

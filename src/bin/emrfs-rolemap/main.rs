@@ -7,6 +7,8 @@ mod bench;
 mod bench_cmd;
 #[cfg(all(feature = "server", unix))]
 mod bench_server;
+mod check_cmd;
+mod ci_formats;
 mod counting_alloc;
 #[cfg(feature = "sts")]
 mod credentials_cmd;
@@ -21,11 +23,10 @@ mod token_cmd;
 use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use emrfs_rolemap::cases::CaseFile;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use emrfs_rolemap::{
-    Checked, Escaped, PrefixMatch, Request, RequestLines, Resolver, ResolverBuilder, ResolverOptions, RoleArn,
-    SecurityConfiguration, Severity, check,
+    Escaped, PrefixMatch, Request, RequestLines, Resolver, ResolverBuilder, ResolverOptions, RoleArn,
+    SecurityConfiguration,
 };
 
 /// Counts only what `bench` measures, on the thread that measures it (see `counting_alloc.rs`).
@@ -42,18 +43,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate a security configuration and print every diagnostic: errors, warnings and notes.
-    Check {
-        #[command(flatten)]
-        config: ConfigArgs,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-        /// Exit 1 when there is a warning, not only an error (notes never fail).
-        #[arg(long)]
-        deny_warnings: bool,
-        #[command(flatten)]
-        instance_profile: policy_cmd::InstanceProfileArgs,
-    },
+    /// Validate security configurations and print every diagnostic: errors, warnings and notes.
+    Check(Box<check_cmd::CheckArgs>),
     /// Print the IAM policies the mapped roles, the instance-profile role and cluster creators need.
     Policy {
         #[command(subcommand)]
@@ -118,6 +109,13 @@ enum Command {
     /// `credential_process` format: a `~/.aws/config` profile per data area.
     #[cfg(all(feature = "server", unix))]
     Fetch(token_cmd::FetchArgs),
+    /// Print a completion script for SHELL on standard output (see the README's "Install").
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on standard output: `emrfs-rolemap man > emrfs-rolemap.1`.
+    Man,
 }
 
 #[derive(Args)]
@@ -125,6 +123,13 @@ struct ConfigArgs {
     /// The security configuration (any accepted form); `-` reads standard input.
     #[arg(long, value_name = "FILE")]
     config: String,
+    #[command(flatten)]
+    options: OptionArgs,
+}
+
+/// The options that change how a configuration is read and resolved.
+#[derive(Args)]
+struct OptionArgs {
     /// How `Prefix` identifiers match keys.
     #[arg(long, value_enum, default_value_t = PrefixMatchArg::String)]
     prefix_match: PrefixMatchArg,
@@ -170,10 +175,21 @@ enum PrefixMatchArg {
 
 /// Why the command could not do its work: exit status 2, with a message on standard error (printed
 /// through [`EscapedLines`]; text from the input is quoted through [`Escaped`] where the message is made).
+///
+/// The one message that is empty says that standard output was closed by its reader (`check ... | head
+/// -1`): the command then ends quietly with status 0, as ripgrep does.
 struct Unusable(String);
 
-impl<E: std::fmt::Display> From<E> for Unusable {
+impl<E: std::fmt::Display + 'static> From<E> for Unusable {
     fn from(e: E) -> Self {
+        let any = &e as &dyn std::any::Any;
+        let kind = any
+            .downcast_ref::<io::Error>()
+            .map(io::Error::kind)
+            .or_else(|| any.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind));
+        if kind == Some(io::ErrorKind::BrokenPipe) {
+            return Unusable(String::new());
+        }
         Unusable(e.to_string())
     }
 }
@@ -207,6 +223,7 @@ fn main() -> ExitCode {
     });
     match run(cli.command) {
         Ok(code) => code,
+        Err(Unusable(message)) if message.is_empty() => ExitCode::SUCCESS,
         Err(Unusable(message)) => {
             let _ = writeln!(io::stderr(), "error: {}", EscapedLines(&message));
             ExitCode::from(2)
@@ -216,9 +233,7 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<ExitCode, Unusable> {
     match command {
-        Command::Check { config, format, deny_warnings, instance_profile } => {
-            check_command(&config, format, deny_warnings, &instance_profile)
-        }
+        Command::Check(args) => check_cmd::run(&args),
         Command::Policy { policy } => policy_cmd::run(policy),
         Command::Resolve { config, requests: Some(file), .. } => {
             distinct_inputs(&config, "--requests", Some(&file))?;
@@ -235,14 +250,7 @@ fn run(command: Command) -> Result<ExitCode, Unusable> {
             let explanation = resolver.explain(&request.parse()?);
             print(format, &explanation, |out| writeln!(out, "{explanation}"))
         }
-        Command::Test { config, cases, format } => {
-            distinct_inputs(&config, "--cases", Some(&cases))?;
-            let file = CaseFile::from_json(&read_cases(&cases)?).map_err(|e| {
-                Unusable(format!("invalid cases file `{}`: {}", Escaped(&cases), Escaped(&e.to_string())))
-            })?;
-            let options = file.options(&config.options()?).map_err(Unusable)?;
-            test_cmd::run(&load(&config, options)?, &file, format)
-        }
+        Command::Test { config, cases, format } => test_cmd::run(&config, &cases, format),
         Command::Generate(args) => bench_cmd::generate(&args),
         Command::Bench(args) => bench_cmd::run(&args),
         #[cfg(feature = "sts")]
@@ -255,6 +263,18 @@ fn run(command: Command) -> Result<ExitCode, Unusable> {
         Command::Token(args) => token_cmd::run(args),
         #[cfg(all(feature = "server", unix))]
         Command::Fetch(args) => token_cmd::fetch(args),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "emrfs-rolemap", &mut out);
+            io::stdout().lock().write_all(&out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            io::stdout().lock().write_all(&out)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -267,6 +287,16 @@ impl RequestArgs {
 }
 
 impl ConfigArgs {
+    fn options(&self) -> Result<ResolverOptions, Unusable> {
+        self.options.options()
+    }
+
+    fn display_name(&self) -> &str {
+        if self.config == "-" { "<stdin>" } else { &self.config }
+    }
+}
+
+impl OptionArgs {
     fn options(&self) -> Result<ResolverOptions, Unusable> {
         let fallback_role = match &self.fallback_role {
             None => None,
@@ -283,16 +313,6 @@ impl ConfigArgs {
             .with_prefix_match(prefix_match)
             .with_globs(self.globs)
             .with_fallback_role(fallback_role))
-    }
-
-    fn display_name(&self) -> &str {
-        if self.config == "-" { "<stdin>" } else { &self.config }
-    }
-
-    fn check(&self) -> Result<(Checked, ResolverOptions), Unusable> {
-        let options = self.options()?;
-        let bytes = read_config_bytes(&self.config)?;
-        Ok((check(&bytes, &options), options))
     }
 }
 
@@ -360,37 +380,6 @@ fn usable(bytes: &[u8], options: &ResolverOptions, display_name: &str) -> Result
             diagnostics.render(display_name).trim_end()
         ))
     })
-}
-
-fn check_command(
-    args: &ConfigArgs,
-    format: Format,
-    deny_warnings: bool,
-    instance_profile: &policy_cmd::InstanceProfileArgs,
-) -> Result<ExitCode, Unusable> {
-    let (mut checked, _) = args.check()?;
-    for mismatch in instance_profile.mismatches()? {
-        checked.diagnostics.push(mismatch);
-    }
-    let diagnostics = &checked.diagnostics;
-    print(format, &diagnostics.as_slice(), |out| {
-        write!(out, "{}", diagnostics.render(args.display_name()))?;
-        let (errors, warnings, notes) =
-            (diagnostics.error_count(), diagnostics.count(Severity::Warning), diagnostics.count(Severity::Note));
-        let counts = format!("{warnings} warning(s), {notes} note(s)");
-        match &checked.config {
-            Some(config) if errors == 0 => writeln!(
-                out,
-                "{}: ok, {} role mapping(s), {} identifier(s), {counts}",
-                Escaped(args.display_name()),
-                config.mappings().len(),
-                config.identifier_count(),
-            ),
-            _ => writeln!(out, "{}: {errors} error(s), {counts}", Escaped(args.display_name())),
-        }
-    })?;
-    let failed = diagnostics.error_count() > 0 || (deny_warnings && diagnostics.count(Severity::Warning) > 0);
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 /// Resolves each JSON line of `input`, writing one JSON line per request; bad lines (over-long ones

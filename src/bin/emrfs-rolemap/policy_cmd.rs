@@ -24,7 +24,8 @@ pub(crate) enum PolicyCommand {
         /// Also allow `sts:SetSourceIdentity` (when EMRFS sets a source identity).
         #[arg(long)]
         source_identity: bool,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
+        /// `json` (the default): exactly the JSON, for tools; `text`: a `#` header line above each.
+        #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
     },
     /// The identity policy of the instance-profile role: `sts:AssumeRole` on exactly the mapped roles.
@@ -35,7 +36,8 @@ pub(crate) enum PolicyCommand {
         /// Also allow `sts:SetSourceIdentity` (roles in other accounts need it on both sides).
         #[arg(long)]
         source_identity: bool,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
+        /// `json` (the default): exactly the JSON, for tools; `text`: a `#` header line above each.
+        #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
     },
     /// The inline policy that lets cluster creators pass the cluster's roles, and only those.
@@ -52,7 +54,8 @@ pub(crate) enum PolicyCommand {
         /// The 12-digit account of the roles (default: any account, `*`).
         #[arg(long, value_name = "ID")]
         account: Option<String>,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
+        /// `json` (the default): exactly the JSON, for tools; `text`: a `#` header line above each.
+        #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
     },
 }

@@ -70,6 +70,25 @@ pub struct ServeArgs {
     /// directory others can write, with a warning instead of refusing it. For tests and development.
     #[arg(long)]
     insecure_files: bool,
+    /// Share the credential cache with the other nodes of a fleet through Redis or Valkey at URL
+    /// (`redis://HOST[:PORT][/DB]`, `rediss://` for TLS): one AssumeRole per role and session for the
+    /// whole fleet. Needs --shared-cache-key-file. Give the password with --shared-cache-password-file,
+    /// not in the URL (a command line is visible to every local user).
+    #[arg(long, value_name = "URL", requires = "shared_cache_key_file")]
+    shared_cache: Option<String>,
+    /// The fleet key that seals shared entries: a secret file of at least 32 bytes, the same on every
+    /// node (e.g. `openssl rand -hex 32`).
+    #[arg(long, value_name = "FILE", requires = "shared_cache")]
+    shared_cache_key_file: Option<PathBuf>,
+    /// The previous fleet key, still accepted for reading while the fleet rotates to a new one.
+    #[arg(long, value_name = "FILE", requires = "shared_cache")]
+    shared_cache_previous_key_file: Option<PathBuf>,
+    /// A secret file holding the Redis password (AUTH), which replaces the URL's.
+    #[arg(long, value_name = "FILE", requires = "shared_cache")]
+    shared_cache_password_file: Option<PathBuf>,
+    /// Milliseconds a call to the shared cache may take before the request goes on without it.
+    #[arg(long, value_name = "MS", default_value_t = CacheConfig::DEFAULT_SHARED_CALL_TIMEOUT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    shared_cache_timeout: u64,
     /// How long the OS's user name and groups of a uid are reused, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = Seconds(ServerOptions::DEFAULT_IDENTITY_TTL), value_parser = Seconds::any)]
     group_cache_ttl: Seconds,
@@ -173,6 +192,7 @@ impl ServeArgs {
         config.refresh_before_expiry = self.cache_refresh_before.0;
         config.stale_min_remaining = self.cache_stale_min_remaining.0;
         config.access_denied_ttl = self.cache_access_denied_ttl.0;
+        config.shared_call_timeout = Duration::from_millis(self.shared_cache_timeout);
         config.validate(duration_seconds).map_err(|e| match e {
             SettingsError::RefreshWindow { refresh_before, duration_seconds } => Unusable(format!(
                 "--cache-refresh-before ({} s) must be shorter than the session --duration ({duration_seconds} s), or \
@@ -244,7 +264,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Unusable> {
     let runtime = runtime(tokio::runtime::Builder::new_multi_thread())?;
     let served = runtime.block_on(async {
         let source = StsSource::new(source_config).await?;
-        let broker = Broker::new(CredentialCache::new(source, cache_config), settings)?;
+        let cache = shared_cache(&args, CredentialCache::new(source, cache_config))?;
+        let broker = Broker::new(cache, settings)?;
         let mut listeners = Vec::new();
         if let Some(address) = listen {
             let listener = tokio::net::TcpListener::bind(address)
@@ -283,6 +304,66 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Unusable> {
     runtime.shutdown_timeout(Duration::ZERO);
     served?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The largest fleet key or password file read, in bytes.
+#[cfg(feature = "redis")]
+const MAX_SECRET_FILE_BYTES: usize = 4096;
+
+/// `cache` as it is: this build has no Redis client (feature `redis`).
+#[cfg(not(feature = "redis"))]
+fn shared_cache<S: emrfs_rolemap::credentials::CredentialSource>(
+    args: &ServeArgs,
+    cache: CredentialCache<S>,
+) -> Result<CredentialCache<S>, Unusable> {
+    match &args.shared_cache {
+        Some(_) => Err(Unusable("--shared-cache needs a build with the `redis` feature".into())),
+        None => Ok(cache),
+    }
+}
+
+/// `cache`, with the fleet's shared tier when `--shared-cache` is given: the key files and the password
+/// file read as trusted secret files.
+#[cfg(feature = "redis")]
+fn shared_cache<S: emrfs_rolemap::credentials::CredentialSource>(
+    args: &ServeArgs,
+    cache: CredentialCache<S>,
+) -> Result<CredentialCache<S>, Unusable> {
+    let (Some(url), Some(key_file)) = (&args.shared_cache, &args.shared_cache_key_file) else {
+        return Ok(cache);
+    };
+    let check = args.file_check();
+    let read = |path: &PathBuf| -> Result<zeroize::Zeroizing<Vec<u8>>, Unusable> {
+        let mut bytes = check.read_secret(path, MAX_SECRET_FILE_BYTES)?;
+        while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            bytes.pop();
+        }
+        Ok(bytes)
+    };
+    let key = read(key_file)?;
+    let previous = args.shared_cache_previous_key_file.as_ref().map(read).transpose()?;
+    let password = args.shared_cache_password_file.as_ref().map(read).transpose()?;
+    let password = password
+        .as_ref()
+        .map(|p| {
+            std::str::from_utf8(p).map_err(|_| Unusable("the shared cache password file is not UTF-8 text".into()))
+        })
+        .transpose()?;
+    if password.is_none()
+        && url.split_once("://").is_some_and(|(_, rest)| rest.split('/').next().unwrap_or("").contains('@'))
+    {
+        tracing::warn!(
+            "the --shared-cache URL carries credentials, and a command line is visible to every local user; \
+             give the password with --shared-cache-password-file"
+        );
+    }
+    let cache = cache.with_redis(url, password, &key, previous.as_deref().map(|p| &p[..]))?;
+    tracing::info!(
+        "sharing the credential cache through the shared tier (fleet key from `{}`{})",
+        Escaped(&key_file.to_string_lossy()),
+        if previous.is_some() { ", previous key accepted for reading" } else { "" }
+    );
+    Ok(cache)
 }
 
 fn init_logging() {
