@@ -118,7 +118,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode, Unusable> {
         Some(file) => Some(read_requests(file)?),
         None => None,
     };
-    // Progress is for people watching a terminal: never `` lines into a file or a pipe.
+    // Progress is for people watching a terminal: never `\r` lines into a file or a pipe.
     let show = args.seconds > 1.0 && io::stderr().is_terminal();
     let mut progress = |fraction: f64| {
         if show {
