@@ -24,6 +24,7 @@ mod explain;
 
 pub mod cases;
 pub mod credentials;
+mod diff;
 pub mod policy;
 #[doc(hidden)]
 pub mod synth;
@@ -38,6 +39,7 @@ pub use config::{
     SecurityConfiguration,
 };
 pub use diagnostics::{Code, Diagnostic, Diagnostics, Escaped, Location, Severity};
+pub use diff::{Change, Diff};
 pub use matching::PrefixMatch;
 pub use reference::ReferenceResolver;
 pub use resolve::{Explanation, MappingMatch, MappingTrace, Request, RequestLines, RequestSpec, Resolution, Verdict};

@@ -53,6 +53,31 @@ pub fn config_json(mappings: usize, seed: u64) -> String {
     out
 }
 
+/// `config`, a `{"RoleMappings": [...]}` document, after `edits` random edits reproducible from `seed`:
+/// mappings moved, deleted (while more than one is left) and given new roles, in equal shares; what the
+/// `diff` benchmark compares a configuration with. Fails when `config` is not such a document.
+pub fn edited_json(config: &str, edits: usize, seed: u64) -> Result<String, String> {
+    let mut document: serde_json::Value = serde_json::from_str(config).map_err(|e| e.to_string())?;
+    let Some(mappings) = document.get_mut("RoleMappings").and_then(serde_json::Value::as_array_mut) else {
+        return Err("not a `{\"RoleMappings\": [...]}` document".to_owned());
+    };
+    let mut rng = SplitMix64::new(seed);
+    for edit in 0..edits {
+        let at = rng.below(mappings.len());
+        match rng.below(3) {
+            0 => {
+                let moved = mappings.remove(at);
+                mappings.insert(rng.below(mappings.len() + 1), moved);
+            }
+            1 if mappings.len() > 1 => {
+                mappings.remove(at);
+            }
+            _ => mappings[at]["Role"] = format!("arn:aws:iam::123456789012:role/synthetic/edited-{edit}").into(),
+        }
+    }
+    Ok(document.to_string())
+}
+
 /// The kinds of request a benchmark asks about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestKind {
@@ -200,6 +225,25 @@ mod tests {
         assert_eq!(config.mappings().len(), 500);
         let prefixes = config.mappings().iter().filter(|m| m.identifier_type() == IdentifierType::Prefix).count();
         assert!((150..250).contains(&prefixes), "{prefixes} prefix mappings");
+    }
+
+    #[test]
+    fn edited_configs_are_valid_reproducible_and_edited() {
+        let text = config_json(300, 3);
+        let edited = edited_json(&text, 30, 5).unwrap();
+        assert_eq!(edited, edited_json(&text, 30, 5).unwrap());
+        let (before, after) =
+            (SecurityConfiguration::from_json(&text).unwrap(), SecurityConfiguration::from_json(&edited).unwrap());
+        let roles =
+            |c: &SecurityConfiguration| c.mappings().iter().map(|m| m.role().as_str().to_owned()).collect::<Vec<_>>();
+        let deleted = before.mappings().len() - after.mappings().len();
+        let renamed = roles(&after).iter().filter(|r| r.contains("edited-")).count();
+        assert!(
+            (4..=16).contains(&deleted) && (4..=16).contains(&renamed),
+            "{deleted} deleted, {renamed} roles changed"
+        );
+        assert_ne!(roles(&after)[..50], roles(&before)[..50], "mappings moved");
+        assert!(edited_json("{}", 1, 1).is_err());
     }
 
     #[test]

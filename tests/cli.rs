@@ -10,6 +10,7 @@ use support::cli::{run, run_with_input};
 const DOCS: &str = "examples/configs/aws-docs-example.json";
 const DESCRIBE: &str = "examples/configs/describe-security-configuration-output.json";
 const MULTI: &str = "examples/configs/multi-team.json";
+const MULTI_NEXT: &str = "examples/configs/multi-team-next.json";
 const CASES: &str = "examples/configs/aws-docs-example.cases.json";
 const FALLBACK: &str = "arn:aws:iam::123456789101:role/EMR_EC2_DefaultRole";
 
@@ -39,7 +40,7 @@ fn temp_file(name: &str, contents: &str) -> std::path::PathBuf {
 
 #[test]
 fn check_accepts_each_bundled_example() {
-    for config in [DOCS, DESCRIBE, MULTI] {
+    for config in [DOCS, DESCRIBE, MULTI, MULTI_NEXT] {
         let out = run(&["check", "--config", config]);
         assert_eq!(status(&out), 0, "{config}: {}", stdout(&out));
         assert!(stdout(&out).contains(": ok, "), "{}", stdout(&out));
@@ -273,14 +274,69 @@ fn test_takes_the_fallback_role_from_the_file_or_the_flag_but_not_two() {
 }
 
 #[test]
+fn diff_exits_0_without_changes_and_1_with_them_reading_either_side_from_stdin() {
+    let same = run(&["diff", "--old", DOCS, "--new", DESCRIBE, "--format", "json"]);
+    assert_eq!(status(&same), 0, "{}", stderr(&same));
+    assert_eq!(json_out(&same), json!({"changes": [], "complete": true, "truncated": false}));
+    let files = run(&["diff", "--old", MULTI, "--new", MULTI_NEXT]);
+    assert_eq!(status(&files), 1, "{}", stderr(&files));
+    let multi = std::fs::read_to_string(MULTI).expect("example");
+    let next = std::fs::read_to_string(MULTI_NEXT).expect("example");
+    for (args, input) in [(["--old", "-", "--new", MULTI_NEXT], &multi), (["--old", MULTI, "--new", "-"], &next)] {
+        let piped = run_with_input(&[&["diff"][..], &args].concat(), input);
+        assert_eq!(status(&piped), 1, "{args:?}: {}", stderr(&piped));
+        assert_eq!(stdout(&piped), stdout(&files), "{args:?}: standard input reads as the file");
+    }
+    let none = run(&["diff", "--old", MULTI, "--new", MULTI_NEXT, "--max-changes", "0", "--format", "json"]);
+    assert_eq!(status(&none), 1, "changes exist, even when none is listed");
+    assert_eq!(json_out(&none), json!({"changes": [], "complete": true, "truncated": true}));
+}
+
+/// Each change's `old` and `new` are what `resolve --format json` prints for its witness, on each side.
+#[test]
+fn diff_json_changes_are_resolve_answers_for_their_witnesses() {
+    let fallback = "arn:aws:iam::111122223333:role/EMR_EC2_DefaultRole";
+    let out = run(&["diff", "--old", MULTI, "--new", MULTI_NEXT, "--fallback-role", fallback, "--format", "json"]);
+    let diff = json_out(&out);
+    let object_keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    assert_eq!(object_keys(&diff), ["changes", "complete", "truncated"]);
+    let changes = diff["changes"].as_array().expect("an array");
+    assert!(changes.len() > 10, "{diff}");
+    for change in changes {
+        assert_eq!(object_keys(change), ["old", "new", "witness", "summary"]);
+        let witness = &change["witness"];
+        assert_eq!(object_keys(witness), ["user", "groups", "path"]);
+        let mut request: Vec<String> = Vec::new();
+        if let Some(user) = witness["user"].as_str() {
+            request.extend(["--user".to_owned(), user.to_owned()]);
+        }
+        for group in witness["groups"].as_array().expect("groups") {
+            request.extend(["--group".to_owned(), group.as_str().expect("a group").to_owned()]);
+        }
+        if let Some(path) = witness["path"].as_str() {
+            request.extend(["--path".to_owned(), path.to_owned()]);
+        }
+        for (side, config) in [("old", MULTI), ("new", MULTI_NEXT)] {
+            let mut args = vec!["resolve", "--config", config, "--fallback-role", fallback, "--format", "json"];
+            args.extend(request.iter().map(String::as_str));
+            assert_eq!(json_out(&run(&args)), change[side], "{side} of {change}");
+        }
+        assert!(change["summary"].as_str().is_some_and(|s| s.starts_with("requests by ")), "{change}");
+    }
+}
+
+#[test]
 fn unusable_input_exits_2_with_a_message() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 9] = [
         (&["resolve", "--config", "does-not-exist.json"], "cannot read `does-not-exist.json`"),
         (&["resolve", "--config", DOCS, "--path", "bucket/key"], "invalid --path `bucket/key`"),
         (&["resolve", "--config", DOCS, "--fallback-role", "EMR_EC2_DefaultRole"], "invalid --fallback-role"),
         (&["test", "--config", DOCS, "--cases", DOCS], "invalid cases file"),
         (&["resolve", "--config", "-", "--requests", "-"], "cannot both read standard input"),
         (&["explain", "--config", "Cargo.toml"], "has 1 error(s)"),
+        (&["diff", "--old", "-", "--new", "-"], "--old and --new cannot both read standard input"),
+        (&["diff", "--old", DOCS, "--new", "Cargo.toml"], "the configuration `Cargo.toml` has 1 error(s)"),
+        (&["diff", "--old", "missing.json", "--new", DOCS], "cannot read `missing.json`"),
     ];
     for (args, message) in cases {
         let out = run(args);

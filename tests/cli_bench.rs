@@ -61,6 +61,30 @@ fn generated_configs_check_and_their_requests_resolve_to_every_kind() {
 }
 
 #[test]
+fn generated_edits_are_reproducible_and_diff_finds_their_changes() {
+    let (a, b) = (dir("edits-a"), dir("edits-b"));
+    let edited = |out: &Path| {
+        let o = out.to_str().expect("UTF-8 temp path");
+        let output = run(&["generate", "--mappings", "200", "--requests", "1", "--edits", "10", "--out", o]);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        assert!(text(&output.stdout).contains("10 edit(s)"), "{}", text(&output.stdout));
+        std::fs::read_to_string(out.join("config-edited.json")).expect("the edited configuration")
+    };
+    assert_eq!(edited(&a), edited(&b));
+    let plain = dir("edits-none");
+    generate(&plain, "50", "1", "1");
+    assert!(!plain.join("config-edited.json").exists(), "no edits, no edited configuration");
+    let (old, new) = (a.join("config.json"), a.join("config-edited.json"));
+    let args =
+        ["diff", "--old", old.to_str().expect("UTF-8"), "--new", new.to_str().expect("UTF-8"), "--format", "json"];
+    let diffed = run(&args);
+    assert_eq!(diffed.status.code(), Some(1), "ten edits change requests: {}", text(&diffed.stderr));
+    let diff: Value = serde_json::from_slice(&diffed.stdout).expect("JSON");
+    assert!(diff["changes"].as_array().is_some_and(|c| !c.is_empty()), "{diff}");
+    assert_eq!(diff["complete"], true);
+}
+
+#[test]
 fn bench_json_has_the_promised_fields_with_consistent_numbers() {
     let out = dir("json");
     generate(&out, "200", "20", "3");

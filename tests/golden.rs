@@ -1,6 +1,7 @@
 //! Golden outputs: `check` on a configuration per kind of warning and note, and every `policy` command,
 //! each in text and in JSON; `check` in colour, as SARIF and as GitHub workflow commands; `test` as
-//! JUnit. Each is compared byte for byte with the files under `tests/golden/`, with its exit status.
+//! JUnit; `diff` on the shipped examples in text, JSON and Markdown. Each is compared byte for byte
+//! with the files under `tests/golden/`, with its exit status.
 //!
 //! After an intended change of output, regenerate the files with
 //! `UPDATE_GOLDEN=1 cargo test --test golden` and review the diff before committing it.
@@ -38,6 +39,16 @@ fn policy(name: &'static str, args: &[&str]) -> Case {
     let mut all = vec!["policy".to_owned()];
     all.extend(args.iter().map(|a| (*a).to_owned()));
     Case { name, args: all, status: 0, outputs: TEXT_AND_JSON }
+}
+
+/// `diff` of two configurations: shipped examples (`examples/configs/{old}.json` and `{new}.json`), or
+/// paths; in text, JSON and Markdown.
+fn diff(name: &'static str, old: &str, new: &str, extra: &[&str], status: i32) -> Case {
+    let example =
+        |name: &str| if name.contains('/') { name.to_owned() } else { format!("examples/configs/{name}.json") };
+    let mut args = vec!["diff".to_owned(), "--old".to_owned(), example(old), "--new".to_owned(), example(new)];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    Case { name, args, status, outputs: &[("text", "txt"), ("json", "json"), ("markdown", "md")] }
 }
 
 /// `case` with other outputs.
@@ -151,6 +162,18 @@ fn cases() -> Vec<Case> {
             "policy/trust-source-identity",
             &["trust", "--config", multi, "--instance-profile-role", multi_role, "--source-identity"],
         ),
+        diff("diff/same-mappings", "aws-docs-example", "describe-security-configuration-output", &[], 0),
+        diff("diff/multi-team-next", "multi-team", "multi-team-next", &[], 1),
+        diff("diff/multi-team-next-same-role", "multi-team", "multi-team-next", &["--include-same-role"], 1),
+        diff("diff/multi-team-next-truncated", "multi-team", "multi-team-next", &["--max-changes", "3"], 1),
+        diff(
+            "diff/multi-team-back-segment-mode",
+            "multi-team-next",
+            "multi-team",
+            &["--prefix-match", "segment", "--fallback-role", multi_role],
+            1,
+        ),
+        diff("diff/globs", "tests/golden/configs/globs.json", "tests/golden/configs/globs-next.json", &["--globs"], 1),
         policy("policy/assume", &["assume", "--config", multi]),
         policy("policy/assume-source-identity", &["assume", "--config", multi, "--source-identity"]),
         policy("policy/pass-role", &["pass-role"]),
@@ -268,7 +291,7 @@ fn junit_times_are_blanked_and_nothing_else() {
 #[test]
 fn every_golden_file_has_a_case() {
     let names: Vec<String> = cases().iter().map(|c| c.name.to_owned()).collect();
-    for directory in ["check", "policy", "test"] {
+    for directory in ["check", "diff", "policy", "test"] {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(directory);
         for entry in std::fs::read_dir(&dir).expect("the golden directory exists") {
             let file = entry.expect("readable").file_name().to_string_lossy().into_owned();
@@ -277,4 +300,17 @@ fn every_golden_file_has_a_case() {
             assert!(names.contains(&name), "{name}: golden file without a case");
         }
     }
+}
+
+/// The README's `diff` example is the command's output, word for word.
+#[test]
+fn the_readme_shows_the_golden_diff() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("the README");
+    let golden = std::fs::read_to_string(golden_path("diff/multi-team-next", "txt")).expect("the golden file");
+    let start = readme.find("```text\n18. requests by").expect("the README shows change 18 of the diff") + 8;
+    let shown = &readme[start..start + readme[start..].find("```").expect("the block ends")];
+    assert!(golden.contains(shown), "the README's example is not in {golden}");
+    let count = format!("prints {} numbered changes", golden.lines().filter(|l| l.starts_with("   witness:")).count());
+    assert!(readme.contains(&count), "the README should say it {count}");
 }

@@ -125,6 +125,7 @@ fn the_binary_exits_0_1_or_2_with_a_message_on_every_corpus_file() {
             vec!["resolve", "--config", file, "--requests", requests],
             vec!["test", "--config", file, "--cases", file],
             vec!["policy", "assume", "--config", file],
+            vec!["diff", "--old", file, "--new", "examples/configs/aws-docs-example.json"],
             vec!["policy", "trust", "--config", file, "--instance-profile-role", "arn:aws:iam::123456789012:role/ec2"],
         ] {
             let code = assert_clean_exit(&binary(&args), &format!("{args:?}"));
@@ -386,6 +387,26 @@ fn terminal_escapes_in_input_are_shown_escaped_in_every_message() {
     // clap refuses the value and quotes it (without the colour sequence and the controls it strips).
     let refused = text_of(&["resolve", "--config", valid, "--format", HOSTILE], 2);
     assert_shown_escaped(&refused, &[BIDI_SHOWN], "an invalid --format");
+
+    // `diff`, in text and Markdown: the identifiers escaped, and a `|` kept inside its table cell.
+    let changed = dir.join("changed.json");
+    let moved = |identifiers: &[String]| serde_json::json!({"Role": "arn:aws:iam::123456789012:role/moved", "IdentifierType": "User", "Identifiers": identifiers});
+    std::fs::write(
+        &changed,
+        role_mappings(serde_json::json!([
+            moved(&[format!("u{BIDI}"), "a|b".to_owned()]),
+            mapping("Prefix", &[format!("s3://b/k{BIDI}/")]),
+        ])),
+    )
+    .expect("writable");
+    let changed = changed.to_str().expect("utf-8 path");
+    let diffed = text_of(&["diff", "--old", valid, "--new", changed], 1);
+    assert_shown_escaped(&diffed, &[&format!("user `u{BIDI_SHOWN}`"), "user `a|b`"], "diff");
+    let markdown = text_of(&["diff", "--old", valid, "--new", changed, "--format", "markdown"], 1);
+    assert_shown_escaped(&markdown, &[&format!("user `u{BIDI_SHOWN}`"), r"user `a\|b`"], "diff --format markdown");
+    for row in markdown.lines().filter(|l| l.starts_with("| ")) {
+        assert_eq!(row.matches(" | ").count(), 4, "five cells, whatever the input holds: {row}");
+    }
 
     let cases = dir.join("cases.json");
     let expect_hostile = serde_json::json!({"identifier": format!("i{HOSTILE}")});

@@ -21,7 +21,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("check and requests", &["check", "resolve"]),
     ("engine and oracle", &["compile", "reference"]),
     ("explain", &["explain"]),
-    ("uses", &["cases", "credentials", "policy", "synth"]),
+    ("uses", &["cases", "credentials", "diff", "policy", "synth"]),
     ("server", &["server"]),
 ];
 

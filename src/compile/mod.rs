@@ -311,7 +311,9 @@ impl Resolver {
             + c.prefixes.heap_bytes()
     }
 
-    fn principal_rank<G: AsRef<str>>(&self, user: Option<&str>, groups: &[G]) -> u32 {
+    /// The smallest rank among the identifiers that match `user` or one of `groups` (literal or glob), or
+    /// [`NO_RANK`].
+    pub(crate) fn principal_rank<G: AsRef<str>>(&self, user: Option<&str>, groups: &[G]) -> u32 {
         let c = &self.inner;
         let text = |rank| text_of(&c.config, &c.ranks, rank);
         let mut best = NO_RANK;
@@ -329,13 +331,22 @@ impl Resolver {
 
     fn path_rank(&self, path: Option<&S3Path<'_>>, best: u32) -> u32 {
         let Some(path) = path else { return best };
+        with_bucket_slash_key(path, |s| self.bucket_slash_key_rank(s, path.bucket_len(), best))
+    }
+
+    /// The smallest rank below `best` among the `Prefix` identifiers that match a path whose
+    /// `BUCKET/KEY` is `text`, its `/` at `bucket_len`, or `best`.
+    #[inline]
+    pub(crate) fn bucket_slash_key_rank(&self, text: &str, bucket_len: usize, best: u32) -> u32 {
         let c = &self.inner;
         let segment = self.options().prefix_match() == PrefixMatch::Segment;
-        let bucket_len = path.bucket_len();
-        with_bucket_slash_key(path, |s| {
-            let best = c.prefixes.best_rank(s.as_bytes(), bucket_len, best, segment);
-            glob_rank(&c.prefix_globs, s, best)
-        })
+        let best = c.prefixes.best_rank(text.as_bytes(), bucket_len, best, segment);
+        glob_rank(&c.prefix_globs, text, best)
+    }
+
+    /// The mapping index and position of the identifier of `rank` (first-match order), if there is one.
+    pub(crate) fn identifier_at(&self, rank: u32) -> Option<(usize, usize)> {
+        self.inner.ranks.get(rank as usize).map(|r| (r.mapping as usize, r.position as usize))
     }
 
     fn resolution(&self, rank: u32) -> Resolution<'_> {

@@ -25,6 +25,10 @@ pub(crate) struct GenerateArgs {
     /// The directory to write `config.json` and `requests.jsonl` into (created if missing).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    /// Also write `config-edited.json`: the configuration after E random edits (mappings moved,
+    /// deleted and given new roles), to compare with `diff`.
+    #[arg(long, value_name = "E", default_value_t = 0)]
+    edits: usize,
 }
 
 #[derive(Args)]
@@ -90,13 +94,20 @@ pub(crate) fn generate(args: &GenerateArgs) -> Result<ExitCode, Unusable> {
     let out = &args.out;
     let shown = |path: &std::path::Path| Escaped(&path.to_string_lossy()).to_string();
     std::fs::create_dir_all(out).map_err(|e| Unusable(format!("cannot create `{}`: {e}", shown(out))))?;
-    for (name, text) in [("config.json", &corpus.config), ("requests.jsonl", &corpus.requests_jsonl)] {
+    let mut files = vec![("config.json", corpus.config.clone()), ("requests.jsonl", corpus.requests_jsonl)];
+    if args.edits > 0 {
+        let edited = synth::edited_json(&corpus.config, args.edits, args.seed)
+            .map_err(|e| Unusable(format!("the generated configuration cannot be edited: {e}")))?;
+        files.push(("config-edited.json", edited));
+    }
+    for (name, text) in &files {
         let path = out.join(name);
         std::fs::write(&path, text).map_err(|e| Unusable(format!("cannot write `{}`: {e}", shown(&path))))?;
     }
+    let edits = if args.edits > 0 { format!(", {} edit(s)", args.edits) } else { String::new() };
     writeln!(
         io::stdout(),
-        "{}: {} mapping(s), {} request(s), seed {}",
+        "{}: {} mapping(s), {} request(s){edits}, seed {}",
         shown(out),
         args.mappings,
         args.requests,

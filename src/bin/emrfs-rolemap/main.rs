@@ -12,6 +12,7 @@ mod ci_formats;
 mod counting_alloc;
 #[cfg(feature = "sts")]
 mod credentials_cmd;
+mod diff_cmd;
 mod test_cmd;
 
 mod policy_cmd;
@@ -82,6 +83,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = TestFormat::Text)]
         format: TestFormat,
     },
+    /// Show which requests change role or decision between two configurations, grouped by transition,
+    /// each with a witness request; exits 1 when some do.
+    Diff(Box<diff_cmd::DiffArgs>),
     /// Write a synthetic configuration and a request corpus for it, reproducible from a seed.
     Generate(bench_cmd::GenerateArgs),
     /// Benchmark a configuration: compiled versus reference resolve times, compile time and memory.
@@ -251,6 +255,7 @@ fn run(command: Command) -> Result<ExitCode, Unusable> {
             print(format, &explanation, |out| writeln!(out, "{explanation}"))
         }
         Command::Test { config, cases, format } => test_cmd::run(&config, &cases, format),
+        Command::Diff(args) => diff_cmd::run(&args),
         Command::Generate(args) => bench_cmd::generate(&args),
         Command::Bench(args) => bench_cmd::run(&args),
         #[cfg(feature = "sts")]
@@ -292,8 +297,13 @@ impl ConfigArgs {
     }
 
     fn display_name(&self) -> &str {
-        if self.config == "-" { "<stdin>" } else { &self.config }
+        display_name(&self.config)
     }
+}
+
+/// How a file argument is named in messages: `<stdin>` for `-`.
+fn display_name(file: &str) -> &str {
+    if file == "-" { "<stdin>" } else { file }
 }
 
 impl OptionArgs {
