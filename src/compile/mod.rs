@@ -396,4 +396,12 @@ impl PreparedPrincipal {
     pub fn user(&self) -> Option<&str> {
         self.user.as_deref()
     }
+
+    /// This principal with `path` resolved into it: its answer for no path is its answer for `path`
+    /// (for a credentials provider bound to one path, which resolves on each call without the path).
+    #[cfg(feature = "sts")]
+    pub(crate) fn with_path(&self, path: Option<&S3Path<'_>>) -> PreparedPrincipal {
+        let rank = self.resolver.path_rank(path, self.rank);
+        PreparedPrincipal { resolver: self.resolver.clone(), rank, user: self.user.clone() }
+    }
 }

@@ -34,19 +34,27 @@ pub enum CredentialError {
         #[source]
         source: SourceError,
     },
+    /// No mapping matched, and the caller is not trusted with the base credentials (on EMR, the
+    /// instance-profile role), which may assume every mapped role: a credentials provider made with
+    /// [`Broker::provider`] refuses a fallback; [`Broker::trusted_provider`] serves it.
+    #[error(
+        "no mapping matched, and the base credentials (the instance-profile role) are not handed to this caller: they may assume every mapped role"
+    )]
+    FallbackRefused,
 }
 
 impl CredentialError {
-    /// The kind of the underlying failure.
+    /// The kind of the underlying failure; `None` for a refused fallback.
     #[cfg(feature = "server")]
-    pub(crate) fn kind(&self) -> super::source::ErrorKind {
-        self.source_error().error_kind()
+    pub(crate) fn kind(&self) -> Option<super::source::ErrorKind> {
+        self.source_error().map(SourceError::error_kind)
     }
 
-    /// What the source said.
-    pub fn source_error(&self) -> &SourceError {
+    /// What the source said; `None` when no source was asked (a refused fallback).
+    pub fn source_error(&self) -> Option<&SourceError> {
         match self {
-            CredentialError::AssumeRole { source, .. } | CredentialError::Base { source } => source,
+            CredentialError::AssumeRole { source, .. } | CredentialError::Base { source } => Some(source),
+            CredentialError::FallbackRefused => None,
         }
     }
 }
@@ -74,20 +82,22 @@ impl Access<'_> {
 }
 
 /// The entry point for a proxy: resolve a prepared principal and a path, then fetch the credentials.
+///
+/// Cloning is two reference-count increments.
 pub struct Broker<S> {
     cache: CredentialCache<S>,
-    settings: AssumeRoleSettings,
+    settings: Arc<AssumeRoleSettings>,
 }
 
 impl<S> Clone for Broker<S> {
     fn clone(&self) -> Self {
-        Broker { cache: self.cache.clone(), settings: self.settings.clone() }
+        Broker { cache: self.cache.clone(), settings: Arc::clone(&self.settings) }
     }
 }
 
 impl<S> fmt::Debug for Broker<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Broker").field("cache", &self.cache).field("settings", &self.settings).finish()
+        f.debug_struct("Broker").field("cache", &self.cache).field("settings", &*self.settings).finish()
     }
 }
 
@@ -95,7 +105,7 @@ impl<S: CredentialSource> Broker<S> {
     /// A broker over `cache`; fails when `settings` break STS limits.
     pub fn new(cache: CredentialCache<S>, settings: AssumeRoleSettings) -> Result<Self, SettingsError> {
         settings.validate()?;
-        Ok(Broker { cache, settings })
+        Ok(Broker { cache, settings: Arc::new(settings) })
     }
 
     /// Resolves the request of `principal` for `path` and fetches the credentials; the principal's user

@@ -14,7 +14,9 @@
 //!   on Redis or Valkey;
 //! - `broker.rs`: [`Broker`], the one entry point a proxy calls: resolve, then fetch ([`Access`],
 //!   [`CredentialError`]);
-//! - `sts.rs` (feature `sts`): [`StsSource`], the source on STS through the AWS SDK.
+//! - `sts.rs` (feature `sts`): [`StsSource`], the source on STS through the AWS SDK;
+//! - `sdk.rs` (feature `sts`): [`Broker::provider`] and [`Broker::trusted_provider`], the broker as a
+//!   credentials provider of the AWS SDK for Rust, for the S3 client of a proxy.
 //!
 //! Secrets (secret access keys, session tokens) are zeroed when dropped and never appear in `Debug` or
 //! `Display` output, nor in error messages.
@@ -25,6 +27,8 @@ mod clock;
 mod error;
 #[cfg(feature = "redis")]
 mod redis_tier;
+#[cfg(feature = "sts")]
+mod sdk;
 mod session_name;
 mod settings;
 mod shared;

@@ -788,18 +788,20 @@ fn matched_target(resolution: &Resolution<'_>) -> Option<String> {
 
 fn credential_error(error: CredentialError) -> ApiError {
     let (status, code) = match error.kind() {
-        ErrorKind::AccessDenied => (StatusCode::FORBIDDEN, "sts-access-denied"),
-        ErrorKind::Throttling => (StatusCode::TOO_MANY_REQUESTS, "sts-throttling"),
-        ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "sts-timeout"),
-        ErrorKind::Connection | ErrorKind::ServerError => (StatusCode::BAD_GATEWAY, "sts-unavailable"),
-        ErrorKind::InvalidRequest | ErrorKind::Other => (StatusCode::BAD_GATEWAY, "sts-error"),
-        ErrorKind::BaseCredentials => (StatusCode::INTERNAL_SERVER_ERROR, "base-credentials"),
+        Some(ErrorKind::AccessDenied) => (StatusCode::FORBIDDEN, "sts-access-denied"),
+        Some(ErrorKind::Throttling) => (StatusCode::TOO_MANY_REQUESTS, "sts-throttling"),
+        Some(ErrorKind::Timeout) => (StatusCode::GATEWAY_TIMEOUT, "sts-timeout"),
+        Some(ErrorKind::Connection | ErrorKind::ServerError) => (StatusCode::BAD_GATEWAY, "sts-unavailable"),
+        Some(ErrorKind::InvalidRequest | ErrorKind::Other) => (StatusCode::BAD_GATEWAY, "sts-error"),
+        Some(ErrorKind::BaseCredentials) => (StatusCode::INTERNAL_SERVER_ERROR, "base-credentials"),
+        None => (StatusCode::FORBIDDEN, "fallback-not-served"),
     };
     let help = match error {
         CredentialError::AssumeRole { .. } => {
             "the request fails closed: it never falls through to another role; check the role's trust policy"
         }
         CredentialError::Base { .. } => "check the server's base credentials (its AWS profile or environment)",
+        CredentialError::FallbackRefused => "add a mapping for this request",
     };
     ApiError::new(status, code, error.to_string()).help(help)
 }

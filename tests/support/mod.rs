@@ -1,5 +1,5 @@
 //! Support shared by the test binaries (`mod support;`): the binary run as a user runs it, the STS
-//! emulator, the served binary, and the generators of the property tests.
+//! emulator, the served binary, temporary directories, and the generators of the property tests.
 
 // Each test binary uses a different part of the harness.
 #![allow(dead_code)]
@@ -12,3 +12,4 @@ pub mod moto;
 pub mod redis;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod tempdir;

@@ -78,11 +78,17 @@ impl Moto {
     /// Starts moto on a free port of 127.0.0.1 and waits until it answers. Panics with instructions
     /// when `moto_server` cannot be found or does not start.
     pub fn start() -> Moto {
+        Moto::start_with_env(&[])
+    }
+
+    /// [`start`](Self::start) with these variables in moto's environment, such as
+    /// `INITIAL_NO_AUTH_ACTION_COUNT` (the number of calls served before IAM is enforced).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Moto {
         aws_env();
         let program = moto_server();
         let mut failures = Vec::new();
         for _ in 0..5 {
-            match Moto::start_on(&program, free_port()) {
+            match Moto::spawn(&program, free_port(), env) {
                 Ok(moto) => return moto,
                 Err(why) => failures.push(why),
             }
@@ -92,8 +98,13 @@ impl Moto {
 
     /// Starts moto on `port`; fails when it exits (the port was taken meanwhile) or never answers.
     pub fn start_on(program: &Path, port: u16) -> Result<Moto, String> {
+        Moto::spawn(program, port, &[])
+    }
+
+    fn spawn(program: &Path, port: u16, env: &[(&str, &str)]) -> Result<Moto, String> {
         let mut child = Command::new(program)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
