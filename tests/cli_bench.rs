@@ -168,3 +168,127 @@ fn bench_rejects_unusable_input_with_status_2() {
     assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
     assert!(text(&output.stderr).contains("invalid --seconds `-1`"), "{}", text(&output.stderr));
 }
+
+/// The JSON fields of `bench --server` that are figures, each positive in a run without errors.
+#[cfg(all(feature = "server", unix))]
+const SERVER_FIGURES: [&str; 13] = [
+    "server_p50_ns",
+    "server_p99_ns",
+    "baseline_p50_ns",
+    "baseline_p99_ns",
+    "latency_ratio",
+    "server_rps",
+    "baseline_rps",
+    "throughput_ratio",
+    "cpu_ratio",
+    "credentials_hit_p50_ns",
+    "credentials_hit_p99_ns",
+    "credentials_ratio",
+    "answer_bytes",
+];
+
+#[cfg(all(feature = "server", unix))]
+#[test]
+fn bench_server_measures_both_transports_and_checks_every_answer() {
+    let out = dir("server");
+    generate(&out, "200", "40", "3");
+    let config = out.join("config.json");
+    let requests = out.join("requests.jsonl");
+    let (config, requests) = (config.to_str().expect("UTF-8"), requests.to_str().expect("UTF-8"));
+    for transport in ["unix", "tcp"] {
+        let output = run(&[
+            "bench",
+            "--server",
+            "--config",
+            config,
+            "--requests",
+            requests,
+            "--seconds",
+            "1",
+            "--clients",
+            "4",
+            "--transport",
+            transport,
+            "--format",
+            "json",
+        ]);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+        assert_eq!(report["errors"], 0, "{report}");
+        assert_eq!(report["error_examples"], serde_json::json!([]), "{report}");
+        assert_eq!(report["transport"], transport);
+        assert_eq!((report["requests"].as_u64(), report["clients"].as_u64()), (Some(40), Some(4)), "{report}");
+        // The generated corpus cycles prefix, user and group hits and fallbacks: 30 of 40 are mapped.
+        assert_eq!(report["credential_requests"], 30, "{report}");
+        let number = |field: &str| report[field].as_f64().unwrap_or_else(|| panic!("`{field}` in {report}"));
+        for field in SERVER_FIGURES {
+            assert!(number(field) > 0.0 && number(field).is_finite(), "`{field}` in {report}");
+        }
+        assert!(number("server_p99_ns") >= number("server_p50_ns"), "{report}");
+        assert!(number("baseline_p99_ns") >= number("baseline_p50_ns"), "{report}");
+        assert!(number("credentials_hit_p99_ns") >= number("credentials_hit_p50_ns"), "{report}");
+    }
+    let output = run(&["bench", "--server", "--config", config, "--seconds", "0.5", "--clients", "2"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    for needle in
+        ["server  /v1/resolve", "bare hyper server", "/v1/credentials (cache hit)", "latency ratio", "errors: 0"]
+    {
+        assert!(stdout.contains(needle), "`{needle}` in {stdout}");
+    }
+    assert!(stdout.contains("1000 (synthesised"), "{stdout}");
+}
+
+/// A server whose answers differ from the in-process resolver's fails the run: here it serves a
+/// configuration in which `alice`'s mapping names another role.
+#[cfg(all(feature = "server", unix))]
+#[test]
+fn bench_server_exits_1_when_an_answer_differs_from_the_in_process_decision() {
+    let out = dir("server-wrong");
+    std::fs::create_dir_all(&out).expect("temp dir");
+    let config = |alice: &str| {
+        format!(
+            r#"{{"RoleMappings": [
+              {{"Role": "arn:aws:iam::123456789012:role/{alice}", "IdentifierType": "User", "Identifiers": ["alice"]}},
+              {{"Role": "arn:aws:iam::123456789012:role/pii", "IdentifierType": "Prefix", "Identifiers": ["s3://lake/pii/"]}}
+            ]}}"#
+        )
+    };
+    let (checked, served, requests) = (out.join("checked.json"), out.join("served.json"), out.join("requests.jsonl"));
+    std::fs::write(&checked, config("alice")).expect("write");
+    std::fs::write(&served, config("someone-else")).expect("write");
+    std::fs::write(
+        &requests,
+        "{\"user\": \"bob\", \"path\": \"s3://lake/pii/1\"}\n{\"user\": \"alice\", \"path\": \"s3://lake/x\"}\n",
+    )
+    .expect("write");
+    let [checked, served, requests] = [&checked, &served, &requests].map(|p| p.to_str().expect("UTF-8"));
+    let args = ["bench", "--server", "--config", checked, "--requests", requests, "--seconds", "0.3", "--clients", "2"];
+    let output = run(&[&args[..], &["--serve-config", served, "--format", "json"]].concat());
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("the report is printed all the same");
+    // Request 2 is wrong on /v1/resolve and on /v1/credentials; the timed answers repeat what was verified.
+    assert_eq!(report["errors"], 2, "{report}");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("error: 2 wrong or failed answer(s)"), "{stderr}");
+    assert!(stderr.contains("/v1/resolve request 2") && stderr.contains("/v1/credentials request 2"), "{stderr}");
+    assert!(stderr.contains("role/someone-else") && stderr.contains("role/alice"), "{stderr}");
+
+    // The same configuration served: no error.
+    let output = run(&[&args[..], &["--serve-config", checked]].concat());
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("errors: 0"), "{}", text(&output.stdout));
+}
+
+#[cfg(all(feature = "server", unix))]
+#[test]
+fn bench_server_options_need_server() {
+    let good = "examples/configs/multi-team.json";
+    for extra in [["--clients", "4"], ["--transport", "tcp"]] {
+        let output = run(&[&["bench", "--config", good][..], &extra[..]].concat());
+        assert_eq!(output.status.code(), Some(2), "{extra:?}: {}", text(&output.stderr));
+        assert!(text(&output.stderr).contains("--server"), "{}", text(&output.stderr));
+    }
+    let output = run(&["bench", "--server", "--config", good, "--clients", "0"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+}

@@ -54,9 +54,30 @@ fn shared_binary(dir: &Path) -> PathBuf {
     if !copy.exists() {
         std::fs::copy(env!("CARGO_BIN_EXE_emrfs-rolemap"), &copy).unwrap();
         std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        wait_until_executable(&copy);
     }
     copy
 }
+
+/// Waits until `binary` runs. A process that another test thread forked while the copy was open for
+/// writing holds that descriptor until it execs, and meanwhile an exec of the copy fails with "Text
+/// file busy" (ETXTBSY); once one exec succeeds, no such descriptor is left.
+fn wait_until_executable(binary: &Path) {
+    for _ in 0..200 {
+        match Command::new(binary).arg("--version").output() {
+            Ok(out) => {
+                assert!(out.status.success(), "{} --version failed", binary.display());
+                return;
+            }
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) => std::thread::sleep(Duration::from_millis(25)),
+            Err(e) => panic!("cannot run {}: {e}", binary.display()),
+        }
+    }
+    panic!("{} stayed busy for 5 s", binary.display());
+}
+
+/// `ETXTBSY` on Linux.
+const ETXTBSY: i32 = 26;
 
 /// `emrfs-rolemap token --socket SOCKET ARGS` run as `uid`.
 fn token_as(served: &Served, uid: u32, args: &[&str]) -> Output {

@@ -197,7 +197,10 @@ async fn dispatch<S: CredentialSource>(
             let query = ContainerQuery::parse(request.uri().query().unwrap_or(""))?;
             let principal = principal(app, caller, token_user, query.user, query.groups).await?;
             let path = query.path.as_deref().map(parse_path).transpose()?;
-            grant(app, caller, &generation, &principal, path.as_ref(), container_credentials_json).await
+            grant(app, caller, &generation, &principal, path.as_ref(), |access| {
+                json_response(StatusCode::OK, &container_credentials_json(access))
+            })
+            .await
         }
         Endpoint::Tokens => issue_token(app, caller, request).await,
         Endpoint::TokensRevoke => revoke_tokens(app, caller, token_user, request).await,
@@ -431,34 +434,72 @@ async fn credentials<S: CredentialSource>(
     path: Option<&S3Path<'_>>,
 ) -> Result<Response<Body>, ApiError> {
     grant(app, caller, generation, principal, path, |access| {
-        json!({
-            "generation": generation.number(),
-            "principal": principal,
-            "resolution": access.resolution,
-            "Credentials": credentials_json(&access.credentials),
-            "MatchedGrantTarget": matched_target(&access.resolution),
-        })
+        json_response(
+            StatusCode::OK,
+            &CredentialsAnswer {
+                generation: generation.number(),
+                principal,
+                resolution: &access.resolution,
+                credentials: GrantedCredentials::of(&access.credentials),
+                matched_grant_target: matched_target(&access.resolution),
+            },
+        )
     })
     .await
 }
 
+/// The answer of `/v1/credentials`, serialised straight from the grant (its fields in this order, as
+/// they always were): no copy of the secret or of the session token into a JSON tree first.
+#[derive(Serialize)]
+struct CredentialsAnswer<'a> {
+    generation: u64,
+    principal: &'a Principal,
+    resolution: &'a Resolution<'a>,
+    #[serde(rename = "Credentials")]
+    credentials: GrantedCredentials<'a>,
+    #[serde(rename = "MatchedGrantTarget")]
+    matched_grant_target: Option<String>,
+}
+
+/// The `Credentials` object of S3 Access Grants' GetDataAccess. Holds the secret: no `Debug`.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct GrantedCredentials<'a> {
+    access_key_id: &'a str,
+    secret_access_key: &'a str,
+    session_token: Option<&'a str>,
+    expiration: Option<String>,
+}
+
+impl<'a> GrantedCredentials<'a> {
+    fn of(credentials: &'a Credentials) -> Self {
+        GrantedCredentials {
+            access_key_id: credentials.access_key_id(),
+            secret_access_key: credentials.secret_access_key(),
+            session_token: credentials.session_token(),
+            expiration: credentials.expiration().map(rfc3339),
+        }
+    }
+}
+
 /// Resolves `principal` and `path` and fetches the decided role's credentials, under the fallback
-/// rule; audits and counts the grant, and answers what `render` makes of it.
+/// rule; audits and counts the grant, and answers what `render` makes of it. The location is put into
+/// words only for the audit log and for errors, not for every cache hit.
 async fn grant<S: CredentialSource>(
     app: &App<S>,
     caller: Caller,
     generation: &Generation,
     principal: &Principal,
     path: Option<&S3Path<'_>>,
-    render: impl FnOnce(&Access<'_>) -> serde_json::Value,
+    render: impl FnOnce(&Access<'_>) -> Response<Body>,
 ) -> Result<Response<Body>, ApiError> {
     let prepared = generation.resolver().prepare(principal.user.as_deref(), &principal.groups);
     let user = principal.user.as_deref().unwrap_or("");
-    let location = path.map(ToString::to_string).unwrap_or_default();
-    let context = || format!("user={user:?} path={location:?} generation={}", generation.number());
+    let location = || path.map(ToString::to_string).unwrap_or_default();
+    let context = || format!("user={user:?} path={:?} generation={}", location(), generation.number());
     let resolution = prepared.resolve(path);
     if resolution.mapping().is_none() && !app.serves_fallback_to(caller) {
-        return Err(fallback_refused(app, &location).context(context()));
+        return Err(fallback_refused(app, &location()).context(context()));
     }
     let access =
         app.broker.serve(resolution, prepared.user()).await.map_err(|e| credential_error(e).context(context()))?;
@@ -467,8 +508,9 @@ async fn grant<S: CredentialSource>(
     if app.audit.first_grant(caller, user, access.credentials.access_key_id()) {
         tracing::info!(
             target: "emrfs_rolemap::audit",
-            "granted: caller={caller} user={user:?} groups_from={} path={location:?} generation={} decision={} role={} origin={} access_key_id={}",
+            "granted: caller={caller} user={user:?} groups_from={} path={:?} generation={} decision={} role={} origin={} access_key_id={}",
             principal.groups_from,
+            location(),
             generation.number(),
             access.resolution.decision(),
             access.resolution.role().map_or("instance-profile", |r| r.as_str()),
@@ -476,7 +518,7 @@ async fn grant<S: CredentialSource>(
             access.credentials.access_key_id(),
         );
     }
-    Ok(json_response(StatusCode::OK, &render(&access)))
+    Ok(render(&access))
 }
 
 /// How far ahead the `Expiration` of credentials that never expire (static base keys) is put: the SDKs
@@ -729,16 +771,6 @@ fn fallback_refused<S>(app: &App<S>, location: &str) -> ApiError {
     )
 }
 
-/// The `Credentials` object of S3 Access Grants' GetDataAccess.
-fn credentials_json(credentials: &Credentials) -> serde_json::Value {
-    json!({
-        "AccessKeyId": credentials.access_key_id(),
-        "SecretAccessKey": credentials.secret_access_key(),
-        "SessionToken": credentials.session_token(),
-        "Expiration": credentials.expiration().map(rfc3339),
-    })
-}
-
 /// GetDataAccess's `MatchedGrantTarget`: the S3 scope of the deciding mapping — `s3://BUCKET/PREFIX*` for a
 /// `Prefix` mapping, `s3://*` for a `User` or `Group` mapping (it covers every location); none for a
 /// fallback.
@@ -817,11 +849,18 @@ fn readyz<S>(app: &App<S>, caller: Caller) -> Response<Body> {
     json_response(if draining { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK }, &body)
 }
 
+/// The room an answer is serialised into: a resolve or an explain of a few mappings (300 to 600
+/// bytes), a credentials answer with a session token as long as STS gives (1.5 to 2 KiB).
+const ANSWER_CAPACITY: usize = 2048;
+
 fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
-    let mut bytes = serde_json::to_vec(value).unwrap_or_else(|e| {
+    // Written once into room for a whole answer, not grown from serde_json's 128 bytes by doubling.
+    let mut bytes = Vec::with_capacity(ANSWER_CAPACITY);
+    if let Err(e) = serde_json::to_writer(&mut bytes, value) {
         // Serialising our own answer types cannot fail; say so plainly if it ever does.
-        format!(r#"{{"error": {{"code": "internal", "message": "cannot serialise the answer: {e}"}}}}"#).into_bytes()
-    });
+        bytes = format!(r#"{{"error": {{"code": "internal", "message": "cannot serialise the answer: {e}"}}}}"#)
+            .into_bytes();
+    }
     bytes.push(b'\n');
     let mut response = Response::new(Full::new(Bytes::from(bytes)));
     *response.status_mut() = status;

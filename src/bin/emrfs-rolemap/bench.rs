@@ -279,7 +279,7 @@ fn measure<R>(budget: Duration, count: usize, mut call: impl FnMut(usize) -> R) 
 }
 
 /// Sorts `values` (not empty) and returns their median.
-fn median(values: &mut [f64]) -> f64 {
+pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
     if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }

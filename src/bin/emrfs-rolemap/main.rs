@@ -5,6 +5,8 @@
 
 mod bench;
 mod bench_cmd;
+#[cfg(all(feature = "server", unix))]
+mod bench_server;
 mod check_cmd;
 mod ci_formats;
 mod counting_alloc;
