@@ -9,6 +9,8 @@ use emrfs_rolemap::synth;
 use emrfs_rolemap::{Escaped, RequestLines, RequestSpec};
 
 use crate::bench::{self, BenchReport, BenchSettings};
+#[cfg(all(feature = "server", unix))]
+use crate::read_config_bytes;
 use crate::{ConfigArgs, Format, Unusable, cannot_read, distinct_inputs, open, print, usable};
 
 #[derive(Args)]
