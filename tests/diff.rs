@@ -22,14 +22,14 @@ mod support;
 use std::collections::BTreeSet;
 
 use emrfs_rolemap::{
-    Change, Diff, IdentifierType, PrefixMatch, ReferenceResolver, Request, Resolution, ResolverOptions, RoleArn,
-    S3Path, SecurityConfiguration,
+    Change, Diff, IdentifierType, PrefixMatch, ReferenceResolver, Resolution, ResolverOptions, RoleArn, S3Path,
+    SecurityConfiguration,
 };
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
-use support::generators::{self, Pools, kind};
+use support::generators::{self, Pools, RequestText, kind};
 
 // ---------------------------------------------------------------------------------------------------
 // Pairs of configurations
@@ -197,21 +197,6 @@ fn json(mappings: &[MappingSpec]) -> String {
 
 // ---------------------------------------------------------------------------------------------------
 // Requests
-
-/// One request as owned text.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
-struct RequestText {
-    user: Option<String>,
-    groups: Vec<String>,
-    path: Option<String>,
-}
-
-impl RequestText {
-    fn with<R>(&self, f: impl FnOnce(&Request<'_>) -> R) -> R {
-        let path = self.path.as_deref().map(|p| S3Path::parse(p).expect("requests hold valid paths"));
-        f(&Request { user: self.user.as_deref(), groups: &self.groups, path })
-    }
-}
 
 /// Random parts to add to the aimed requests.
 #[derive(Debug, Clone)]

@@ -22,14 +22,13 @@ mod support;
 use std::collections::BTreeSet;
 
 use emrfs_rolemap::{
-    Code, IdentifierType, PrefixMatch, ReferenceResolver, Request, ResolverOptions, S3Path, SecurityConfiguration,
-    check,
+    Code, IdentifierType, PrefixMatch, ReferenceResolver, ResolverOptions, S3Path, SecurityConfiguration, check,
 };
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
-use support::generators::{self, Pools, kind};
+use support::generators::{self, Pools, RequestText, kind};
 
 // ---------------------------------------------------------------------------------------------------
 // Configurations
@@ -133,29 +132,6 @@ fn noise() -> impl Strategy<Value = Noise> {
         prop::option::weighted(0.5, path),
     )
         .prop_map(|(user, groups, path)| Noise { user, groups, path })
-}
-
-/// One request as owned text.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
-struct RequestText {
-    user: Option<String>,
-    groups: Vec<String>,
-    path: Option<String>,
-}
-
-impl RequestText {
-    fn with<R>(&self, f: impl FnOnce(&Request<'_>) -> R) -> R {
-        let path = self.path.as_deref().map(|p| S3Path::parse(p).expect("generated paths parse"));
-        f(&Request { user: self.user.as_deref(), groups: &self.groups, path })
-    }
-
-    fn alone(kind: IdentifierType, text: &str) -> RequestText {
-        match kind {
-            IdentifierType::User => RequestText { user: Some(text.to_owned()), ..RequestText::default() },
-            IdentifierType::Group => RequestText { groups: vec![text.to_owned()], ..RequestText::default() },
-            IdentifierType::Prefix => RequestText { path: Some(text.to_owned()), ..RequestText::default() },
-        }
-    }
 }
 
 /// Replaces glob syntax by text it may match: `*` by nothing, `r`, `a` or `a/x`, `?` by `r`, `a` or

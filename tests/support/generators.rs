@@ -2,7 +2,7 @@
 //! collide, repeat and share prefixes. Each property test passes its own [`Pools`]: its alphabets and
 //! weights, which keep its distribution (and so its persisted regression seeds) its own.
 
-use emrfs_rolemap::IdentifierType;
+use emrfs_rolemap::{IdentifierType, Request, S3Path};
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::test_runner::FileFailurePersistence;
@@ -141,4 +141,29 @@ pub fn instantiate(text: &str, seed: usize, stars: &[&str], questions: &[char]) 
         }
     }
     out
+}
+
+/// One request as owned text, so that generated requests can be kept, sorted and deduplicated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RequestText {
+    pub user: Option<String>,
+    pub groups: Vec<String>,
+    pub path: Option<String>,
+}
+
+impl RequestText {
+    /// Calls `f` with the request this text describes; the path must parse.
+    pub fn with<R>(&self, f: impl FnOnce(&Request<'_>) -> R) -> R {
+        let path = self.path.as_deref().map(|p| S3Path::parse(p).expect("generated paths parse"));
+        f(&Request { user: self.user.as_deref(), groups: &self.groups, path })
+    }
+
+    /// The request that names only `text`, as the identifier kind `kind` reads it.
+    pub fn alone(kind: IdentifierType, text: &str) -> RequestText {
+        match kind {
+            IdentifierType::User => RequestText { user: Some(text.to_owned()), ..RequestText::default() },
+            IdentifierType::Group => RequestText { groups: vec![text.to_owned()], ..RequestText::default() },
+            IdentifierType::Prefix => RequestText { path: Some(text.to_owned()), ..RequestText::default() },
+        }
+    }
 }
