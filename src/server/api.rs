@@ -21,7 +21,7 @@ use crate::credentials::{
     Access, CredentialError, CredentialSource, Credentials, ErrorKind, format_rfc3339 as rfc3339,
 };
 use crate::diagnostics::Escaped;
-use crate::{IdentifierType, Request, RequestSpec, Resolution, S3Path};
+use crate::{IdentifierType, Request, RequestSpec, Resolution, RoleArn, S3Path};
 
 /// The body of every answer.
 pub(crate) type Body = Full<Bytes>;
@@ -198,7 +198,7 @@ async fn dispatch<S: CredentialSource>(
             let principal = principal(app, caller, token_user, query.user, query.groups).await?;
             let path = query.path.as_deref().map(parse_path).transpose()?;
             grant(app, caller, &generation, &principal, path.as_ref(), |access| {
-                json_response(StatusCode::OK, &container_credentials_json(access))
+                json_response(StatusCode::OK, &container_credentials(access))
             })
             .await
         }
@@ -528,23 +528,33 @@ const NO_EXPIRY_REFETCH: std::time::Duration = std::time::Duration::from_secs(36
 /// What the AWS SDKs' container-credentials provider reads: `AccessKeyId`, `SecretAccessKey`, `Token`,
 /// `Expiration` (RFC 3339; an hour ahead for credentials that never expire), and the `RoleArn` and
 /// `AccountId` when the decided role is known.
-fn container_credentials_json(access: &Access<'_>) -> serde_json::Value {
+fn container_credentials<'a>(access: &'a Access<'_>) -> ContainerCredentials<'a> {
     let credentials = &access.credentials;
     let expiration = credentials.expiration().unwrap_or_else(|| std::time::SystemTime::now() + NO_EXPIRY_REFETCH);
-    let mut body = json!({
-        "AccessKeyId": credentials.access_key_id(),
-        "SecretAccessKey": credentials.secret_access_key(),
-        "Token": credentials.session_token(),
-        "Expiration": rfc3339(expiration),
-    });
-    if let Some(role) = access.resolution.role() {
-        body["RoleArn"] = role.as_str().into();
-        // arn:PARTITION:iam::ACCOUNT:role/NAME
-        if let Some(account) = role.as_str().split(':').nth(4).filter(|a| !a.is_empty()) {
-            body["AccountId"] = account.into();
-        }
+    let role = access.resolution.role();
+    ContainerCredentials {
+        access_key_id: credentials.access_key_id(),
+        secret_access_key: credentials.secret_access_key(),
+        token: credentials.session_token(),
+        expiration: rfc3339(expiration),
+        role_arn: role.map(RoleArn::as_str),
+        account_id: role.map(RoleArn::account).filter(|account| !account.is_empty()),
     }
-    body
+}
+
+/// The answer of `GET /v1/container-credentials`, serialised straight from the grant as
+/// `/v1/credentials` is. Holds the secret: no `Debug`.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ContainerCredentials<'a> {
+    access_key_id: &'a str,
+    secret_access_key: &'a str,
+    token: Option<&'a str>,
+    expiration: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role_arn: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account_id: Option<&'a str>,
 }
 
 /// The query of `GET /v1/container-credentials`: `path`, `user` and `groups` (comma-separated), each
