@@ -170,6 +170,15 @@ async fn the_aws_cli_gets_the_mapped_role_for_the_server_token_a_prefix_and_a_pe
 
     // A trusted proxy (the server's token) names the user; the path decides first when a prefix matches.
     assert_role(aws_identity(&moto, &served, "?user=alice", Auth::Value(TOKEN)), "alice-role");
+    // The answer itself: the fields the SDKs read, in this order, and the decided role and its account.
+    let reply = served.tcp_client(true).get("/v1/container-credentials?user=alice").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let answer = reply.json();
+    let fields: Vec<&str> = answer.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(fields, ["AccessKeyId", "SecretAccessKey", "Token", "Expiration", "RoleArn", "AccountId"]);
+    assert_eq!(answer["RoleArn"].as_str(), Some(format!("arn:aws:iam::{ACCOUNT}:role/alice-role").as_str()));
+    assert_eq!(answer["AccountId"].as_str(), Some(ACCOUNT));
+    assert!(answer["Token"].as_str().is_some_and(|t| !t.is_empty()), "{answer}");
     let prefix = "?path=s3%3A%2F%2Ffinance%2Fq1%2Fledger.csv&user=alice";
     assert_role(aws_identity(&moto, &served, prefix, Auth::Value(TOKEN)), "finance-data");
     let bearer = format!("Bearer {TOKEN}");
