@@ -15,6 +15,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 use support::cli::{command, run};
+use support::tempdir::TempDir;
 
 const DUPLICATES: &str = "tests/golden/configs/duplicate-identifier.json";
 const ERRORS: &str = "tests/golden/configs/errors.json";
@@ -27,26 +28,6 @@ fn stdout(output: &Output) -> String {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// A fresh directory for one test's files.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("emrfs-rolemap-ci-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a temporary directory");
-    dir
-}
-
-/// `python` of the virtual environment that `scripts/install-moto.sh` makes (it has `jsonschema`).
-fn venv_python() -> PathBuf {
-    let help =
-        "run the tests with `bash scripts/test.sh`, which installs Python's jsonschema (scripts/install-moto.sh)";
-    let server = std::env::var_os("MOTO_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/moto-venv/bin/moto_server"));
-    let python = server.parent().expect("a directory").join("python");
-    assert!(python.is_file(), "no `{}`: {help}", python.display());
-    python
 }
 
 fn sarif_schema() -> PathBuf {
@@ -70,15 +51,20 @@ fn sarif_schema_errors(document: &str, dir: &Path) -> String {
                   document = json.load(open(sys.argv[2]))\n\
                   validator = jsonschema.Draft4Validator(schema)\n\
                   for e in validator.iter_errors(document):\n    print(list(e.absolute_path), e.message)\n";
-    let out =
-        Command::new(venv_python()).args(["-c", script]).arg(sarif_schema()).arg(&file).output().expect("python runs");
+    let out = Command::new(support::moto::python())
+        .args(["-c", script])
+        .arg(sarif_schema())
+        .arg(&file)
+        .output()
+        .expect("python runs");
     assert!(out.status.success(), "the validator failed: {}", stderr(&out));
     stdout(&out)
 }
 
 #[test]
 fn sarif_is_valid_against_the_official_schema_with_rules_results_and_regions() {
-    let dir = temp_dir("sarif");
+    let temp = TempDir::new("ci-sarif");
+    let dir = temp.path();
     let profile = ["--instance-profile", "arn:aws:iam::123456789012:instance-profile/A", "--instance-profile-role"];
     let out = run(&[
         &["check", DUPLICATES, ERRORS, DESCRIBE, NOTES, "--format", "sarif"][..],
@@ -88,7 +74,7 @@ fn sarif_is_valid_against_the_official_schema_with_rules_results_and_regions() {
     .concat());
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let text = stdout(&out);
-    assert_eq!(sarif_schema_errors(&text, &dir), "", "the SARIF output breaks the schema:\n{text}");
+    assert_eq!(sarif_schema_errors(&text, dir), "", "the SARIF output breaks the schema:\n{text}");
 
     let log: Value = serde_json::from_str(&text).expect("JSON");
     assert_eq!(log["version"], "2.1.0");
@@ -137,8 +123,7 @@ fn sarif_is_valid_against_the_official_schema_with_rules_results_and_regions() {
 
     // The validator does reject what breaks the schema.
     let broken = text.replacen("\"level\": \"warning\"", "\"level\": \"severe\"", 1);
-    assert_ne!(sarif_schema_errors(&broken, &dir), "", "the schema check caught nothing");
-    std::fs::remove_dir_all(&dir).expect("removable");
+    assert_ne!(sarif_schema_errors(&broken, dir), "", "the schema check caught nothing");
 }
 
 /// Decodes the workflow-command encoding.
@@ -160,7 +145,8 @@ fn github_annotations_carry_file_line_column_title_and_cannot_start_another_comm
     assert!(text.lines().any(|l| l.starts_with("::notice ") && l.contains("title=redundant-identifier::")), "{text}");
 
     // A file name with `%`, `,`, `:` and LF, and messages that quote `%`, `::`, CR and LF from the file.
-    let dir = temp_dir("github");
+    let temp = TempDir::new("ci-github");
+    let dir = temp.path();
     let name = dir.join("a,b:c%25\n::error::injected.json");
     let warning = r#"{"RoleMappings": [{"Role": "arn:aws:iam::123456789012:role/r", "IdentifierType": "User",
         "Identifiers": ["x%0A::error::y", "x%0A::error::y"]}]}"#;
@@ -186,7 +172,6 @@ fn github_annotations_carry_file_line_column_title_and_cannot_start_another_comm
     let (command, file, message) = parse(lines[1]);
     assert_eq!((command.as_str(), file), ("error", Some(error.to_string_lossy().into_owned())));
     assert!(!message.contains('\r') && decode(&message).contains(r"`k\r\n::warning::z,a:b`"), "{text}");
-    std::fs::remove_dir_all(&dir).expect("removable");
 }
 
 #[test]
@@ -304,7 +289,8 @@ fn colour_only_when_asked_or_on_a_terminal_without_no_color() {
 #[test]
 fn a_closed_pipe_ends_the_command_quietly_with_status_0() {
     // Enough output to fill the pipe: a warning per identifier.
-    let dir = temp_dir("pipe");
+    let temp = TempDir::new("ci-pipe");
+    let dir = temp.path();
     let identifiers: Vec<String> = (0..3000).map(|i| format!("u{i}@EXAMPLE.COM")).collect();
     let config = serde_json::json!({"RoleMappings": [
         {"Role": "arn:aws:iam::123456789012:role/r", "IdentifierType": "User", "Identifiers": identifiers}
@@ -325,12 +311,12 @@ fn a_closed_pipe_ends_the_command_quietly_with_status_0() {
         assert_eq!(out.status.code(), Some(0), "{format}: {}", stderr(&out));
         assert_eq!(stderr(&out), "", "{format}: nothing on standard error");
     }
-    std::fs::remove_dir_all(&dir).expect("removable");
 }
 
 #[test]
 fn junit_for_an_unusable_configuration_or_cases_file_is_a_document_with_one_error() {
-    let dir = temp_dir("junit");
+    let temp = TempDir::new("ci-junit");
+    let dir = temp.path();
     let cases = dir.join("nightly.cases.json");
     std::fs::write(&cases, r#"{"cases": [{"name": "x", "expect": {}}]}"#).expect("writable");
     let cases = cases.to_str().expect("UTF-8");
@@ -353,7 +339,6 @@ fn junit_for_an_unusable_configuration_or_cases_file_is_a_document_with_one_erro
     let xml = stdout(&ok);
     assert!(xml.contains(r#"<testcase name="x" classname="nightly.cases" time="0."#), "{xml}");
     assert!(xml.contains(&format!(r#"file="{cases}""#)) && xml.contains(r#" timestamp="20"#), "{xml}");
-    std::fs::remove_dir_all(&dir).expect("removable");
 }
 
 #[test]

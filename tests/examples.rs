@@ -109,7 +109,7 @@ struct IamMoto {
 impl IamMoto {
     fn start() -> IamMoto {
         let moto = Moto::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", &SETUP_CALLS.to_string())]);
-        let output = moto::aws_command(python())
+        let output = moto::aws_command(moto::python())
             .args(["-c", SETUP, &moto.endpoint(), &SETUP_CALLS.to_string()])
             .output()
             .unwrap();
@@ -119,17 +119,6 @@ impl IamMoto {
         let field = |name: &str| key[name].as_str().unwrap().to_owned();
         IamMoto { access_key_id: field("AccessKeyId"), secret_access_key: field("SecretAccessKey"), moto }
     }
-}
-
-/// The Python of moto's virtual environment, which has boto3.
-fn python() -> PathBuf {
-    let python = moto::moto_server().with_file_name("python");
-    assert!(
-        python.is_file(),
-        "no `{}` beside moto_server: install moto and boto3 with `bash scripts/install-moto.sh`",
-        python.display()
-    );
-    python
 }
 
 /// `examples/s3_proxy.rs` on a socket in a private directory, with the IAM user's keys as its base
@@ -357,7 +346,7 @@ fn the_credential_process_profile_gives_boto3_the_assumed_role() {
     // boto3 reads the profile from AWS_CONFIG_FILE and runs the credential_process, which inherits
     // the rest of this environment: no metadata service, and the static base credentials (which
     // boto3 itself ignores, the profile being named explicitly).
-    let output = moto::aws_command(python())
+    let output = moto::aws_command(moto::python())
         .arg(example.join("whoami.py"))
         .args(["emrfs-alice", "--endpoint-url", &moto.endpoint()])
         .env("AWS_CONFIG_FILE", &file)

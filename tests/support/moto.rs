@@ -219,12 +219,10 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("a bound address").port()
 }
 
-/// The Python beside `moto_server`, with boto3 (the virtual environment of `scripts/install-moto.sh`).
+/// The Python beside `moto_server`, with boto3 and jsonschema (the virtual environment of
+/// `scripts/install-moto.sh`).
 pub fn python() -> PathBuf {
-    let server = moto_server();
-    let python = server.with_file_name("python3");
-    assert!(python.is_file(), "no `{}` beside `{}`: {INSTALL_HELP}", python.display(), server.display());
-    python
+    venv_program("python3")
 }
 
 /// Where `moto_server` is: `MOTO_SERVER`, the project's virtual environment, or `PATH`.
@@ -246,13 +244,13 @@ pub fn moto_server() -> PathBuf {
 }
 
 /// A program installed beside `moto_server` by `scripts/install-moto.sh`: `aws` (the AWS CLI v1) or
-/// `python` (with boto3).
+/// `python3` (with boto3 and jsonschema).
 pub fn venv_program(name: &str) -> PathBuf {
     let program = moto_server().with_file_name(name);
     assert!(
         program.is_file(),
-        "`{}` is missing: the container-credentials tests drive the AWS CLI and boto3, which \
-         `bash scripts/install-moto.sh` installs beside moto_server (rerun it; `bash scripts/test.sh` does)",
+        "`{}` is missing: `bash scripts/install-moto.sh` installs it beside moto_server with moto, boto3, \
+         the AWS CLI and jsonschema (rerun it; `bash scripts/test.sh` does)",
         program.display()
     );
     program
