@@ -8,7 +8,7 @@ use emrfs_rolemap::aws::EmrConfiguration;
 #[cfg(feature = "sts")]
 use emrfs_rolemap::credentials::StsSourceConfig;
 
-use crate::{Unusable, read_config_bytes};
+use crate::{Unusable, display_name, read_config_bytes};
 
 /// One source of a security configuration; exactly one is required.
 #[derive(Args)]
@@ -87,7 +87,7 @@ pub(crate) struct Document {
 impl Document {
     /// The configuration file `file` (`-`: standard input).
     pub(crate) fn file(file: &str) -> Result<Document, Unusable> {
-        let name = if file == "-" { "<stdin>".to_owned() } else { file.to_owned() };
+        let name = display_name(file).to_owned();
         #[cfg(feature = "emr")]
         return Ok(Document { bytes: read_config_bytes(file)?, name, emr: None });
         #[cfg(not(feature = "emr"))]
