@@ -125,7 +125,7 @@ async fn run(args: Args) -> Result<(), Error> {
     // Once per process: compile the configuration, build the broker (STS behind the credential cache)
     // and one S3 client, which has no credentials of its own: each call gets its request's provider.
     let shown = args.config.display().to_string();
-    let bytes = std::fs::read(&args.config).map_err(|e| format!("cannot read `{}`: {e}", Escaped(&shown)))?;
+    let bytes = read_config(&args.config).map_err(|e| format!("cannot read `{}`: {e}", Escaped(&shown)))?;
     let config = SecurityConfiguration::from_slice(&bytes).map_err(|d| d.render(&shown))?;
     let resolver = ResolverBuilder::new().build(&config)?;
     let region = args.region.or_else(|| std::env::var("AWS_REGION").ok()).ok_or("no region: give --region")?;
@@ -189,6 +189,18 @@ async fn run(args: Args) -> Result<(), Error> {
             }
         });
     }
+}
+
+/// The configuration file: a regular file only (a FIFO would hold the start forever), read up to the
+/// largest document the library accepts (a larger one is refused with its message, not read whole).
+fn read_config(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(SecurityConfiguration::MAX_BYTES as u64 + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// One request, answered and logged (with its decision, once made).
